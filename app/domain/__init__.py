@@ -1,0 +1,1 @@
+"""Plain data of the knowledge graph. Imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""The interfaces the core needs from outside: role-named, batch-first Protocols."""
