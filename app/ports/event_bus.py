@@ -29,4 +29,9 @@ class EventBus(Protocol):
     async def publish_event(self, event: IngestionEvent) -> None: ...
 
     def events(self) -> AsyncIterator[IngestionEvent]:
-        """Every event published from now on, until the bus closes or the consumer stops."""
+        """Every event published from now on, until the bus closes or the consumer stops.
+
+        The subscription is registered when ``events()`` returns, before the first
+        ``__anext__``: an event published right after the call is not lost (a subscriber
+        reads the job's state after subscribing, and relies on this).
+        """

@@ -1,0 +1,63 @@
+# Task entry points. `make run` and `make test` work from a fresh clone: they create
+# .venv, install the project and build what the server serves.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test check lint typecheck unit format schema bench eval browser clean help
+
+help:
+	@echo "make run        start the server on embedded defaults (http://127.0.0.1:8000/graphql)"
+	@echo "make test       lint, type-check and run every test suite"
+	@echo "make check      ruff, mypy strict and import-linter only"
+	@echo "make schema     regenerate graphql_schema/schema.graphql"
+	@echo "make bench      ingestion benchmark (tests/benchmarks/RESULTS.md)"
+	@echo "make eval       NER evaluation (tests/eval/RESULTS.md)"
+
+include ops/graphiql/assets.mk
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) assets
+	$(BIN)/kg serve
+
+browser:
+	@bash ops/scripts/ensure-chromium.sh
+
+check: $(STAMP)
+	$(BIN)/ruff check app graphql_schema tests ops
+	$(BIN)/ruff format --check app graphql_schema tests ops
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) assets browser check
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+format: $(STAMP)
+	$(BIN)/ruff format app graphql_schema tests ops
+	$(BIN)/ruff check --fix app graphql_schema tests ops
+
+schema: $(STAMP)
+	$(BIN)/kg export-schema
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.ingest
+
+eval: $(STAMP)
+	$(BIN)/python -m tests.eval.ner
+
+clean:
+	rm -rf $(VENV) .cache app/static/graphiql .mypy_cache .ruff_cache .pytest_cache

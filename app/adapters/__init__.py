@@ -1,0 +1,1 @@
+"""Adapters: one module per technology and role, each implementing one port."""

@@ -1,0 +1,80 @@
+"""Rows of the SQLite graph store to domain records, and user words to an FTS5 query."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from app.adapters.sqlite_support import decode_json, decode_optional_time, decode_time
+from app.domain.models import Chunk, Document, Entity, Evidence, Relation
+
+# At most this many distinct words of a keyword query are searched.
+MAX_QUERY_TERMS = 32
+_WORD = re.compile(r"\w+")
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any of the words of ``text``, each quoted as a string so
+    no operator, column filter or prefix syntax survives; ``None`` if there are none."""
+    terms: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        terms.setdefault(word.casefold(), word)
+    if not terms:
+        return None
+    return " OR ".join(f'"{word}"' for word in list(terms.values())[:MAX_QUERY_TERMS])
+
+
+def document_row(row: sqlite3.Row) -> Document:
+    return Document(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        source=row["source"],
+        published_at=decode_optional_time(row["published_at"]),
+        ingested_at=decode_time(row["ingested_at"]),
+        metadata=decode_json(row["metadata"]),
+        chunk_count=row["chunk_count"],
+    )
+
+
+def chunk_row(row: sqlite3.Row) -> Chunk:
+    return Chunk(
+        id=row["id"],
+        document_id=row["document_id"],
+        index=row["idx"],
+        text=row["text"],
+        start=row["start"],
+        end=row["end"],
+        token_count=row["token_count"],
+    )
+
+
+def entity_row(row: sqlite3.Row) -> Entity:
+    return Entity(
+        id=row["id"],
+        key=row["key"],
+        name=row["name"],
+        type=row["type"],
+        aliases=tuple(sorted(decode_json(row["aliases"]))),
+        mention_count=row["mention_count"],
+    )
+
+
+def relation_row(row: sqlite3.Row) -> Relation:
+    return Relation(
+        id=row["id"],
+        type=row["type"],
+        source_id=row["source_id"],
+        target_id=row["target_id"],
+        confidence=row["confidence"],
+    )
+
+
+def evidence_row(row: sqlite3.Row) -> Evidence:
+    return Evidence(
+        relation_id=row["relation_id"],
+        document_id=row["document_id"],
+        chunk_id=row["chunk_id"],
+        text=row["text"],
+        confidence=row["confidence"],
+    )

@@ -1,0 +1,427 @@
+"""GraphStore on one SQLite file: the embedded default (``KG_GRAPH_URL=sqlite://``).
+
+Two connections: a writer, whose transactions are serialised by a lock (one
+``BEGIN IMMEDIATE`` transaction per document write or delete), and a query-only
+reader. In WAL mode the reader sees the last committed state, never a write in progress,
+so reads do not wait for writes. Every read is a single statement, so it is consistent
+on its own (a page and its total come from the same snapshot).
+
+``write_document`` replaces what an earlier write of the same document stored: it
+detaches the document's chunks, mentions and evidence, writes the bundle's, drops the
+entities and relations nothing supports any more, and recomputes the derived fields
+(entity mention counts and aliases, relation confidence) of everything it touched. A
+replay therefore changes nothing, and a re-ingestion that yields fewer chunks leaves no
+stale rows behind. The document keeps its first ``ingested_at``.
+
+Several processes may share the file (WAL plus ``busy_timeout``); when the lock cannot
+be had in time the call fails with a retryable ``UnavailableError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from app.adapters import sqlite_graph_sql as sql
+from app.adapters.bundle_validation import validate_bundle
+from app.adapters.sqlite_graph_rows import (
+    chunk_row,
+    document_row,
+    entity_row,
+    evidence_row,
+    fts_query,
+    relation_row,
+)
+from app.adapters.sqlite_schema import GRAPH_APPLICATION_ID, GRAPH_MIGRATIONS
+from app.adapters.sqlite_support import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    encode_optional_json,
+    encode_optional_time,
+    encode_time,
+    id_list,
+    migrate,
+    open_connection,
+    translate_errors,
+)
+from app.domain.errors import BadInputError, UnavailableError
+from app.domain.models import (
+    Chunk,
+    ChunkFilter,
+    ChunkHit,
+    DeletedDocument,
+    Direction,
+    Document,
+    DocumentBundle,
+    DocumentFilter,
+    Entity,
+    EntityFilter,
+    Evidence,
+    GraphStats,
+    Page,
+    PageRequest,
+    Relation,
+    RelationFilter,
+)
+from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
+
+T = TypeVar("T")
+
+
+class SqliteGraphStore:
+    """The graph in one SQLite file at ``path`` (parent directories are created)."""
+
+    capabilities: frozenset[str] = frozenset({KEYWORD_SEARCH, TRANSACTIONS})
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open both connections and migrate the schema; a second call does nothing."""
+        async with self._write_lock:
+            if self._writer is not None:
+                return
+            writer = await open_connection(self.path, busy_timeout_ms=self._busy_timeout_ms)
+            try:
+                await migrate(
+                    writer,
+                    application_id=GRAPH_APPLICATION_ID,
+                    steps=GRAPH_MIGRATIONS,
+                    what="graph",
+                )
+                reader = await open_connection(
+                    self.path, busy_timeout_ms=self._busy_timeout_ms, query_only=True
+                )
+            except BaseException:
+                await writer.close()
+                raise
+            self._writer, self._reader = writer, reader
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            writer, reader = self._writer, self._reader
+            self._writer = self._reader = None
+            with translate_errors("closing the graph store"):
+                try:
+                    if reader is not None:
+                        await reader.close()
+                finally:
+                    if writer is not None:
+                        await writer.close()
+
+    # --- writes -----------------------------------------------------------------------
+
+    async def write_document(self, bundle: DocumentBundle) -> None:
+        validate_bundle(bundle)
+        doc = bundle.document
+        metadata = encode_optional_json(doc.metadata, f"metadata of {doc.id}")
+        async with self._transaction("writing a document") as conn:
+            old_entities, old_relations, _ = await self._detach(conn, doc.id)
+            await conn.execute(
+                sql.UPSERT_DOCUMENT,
+                (
+                    doc.id,
+                    doc.title,
+                    doc.text,
+                    doc.source,
+                    encode_optional_time(doc.published_at),
+                    encode_time(doc.ingested_at),
+                    metadata,
+                    doc.chunk_count,
+                ),
+            )
+            await conn.executemany(
+                sql.INSERT_CHUNK,
+                [
+                    (c.id, c.document_id, c.index, c.text, c.start, c.end, c.token_count)
+                    for c in bundle.chunks
+                ],
+            )
+            await conn.executemany(
+                sql.INSERT_ENTITY, [(e.id, e.key, e.name, e.type) for e in bundle.entities]
+            )
+            await conn.executemany(
+                sql.INSERT_MENTION,
+                [
+                    (m.entity_id, m.chunk_id, m.start, m.end, m.document_id, m.text)
+                    for m in bundle.mentions
+                ],
+            )
+            await conn.executemany(
+                sql.INSERT_RELATION,
+                [(r.id, r.type, r.source_id, r.target_id, r.confidence) for r in bundle.relations],
+            )
+            await conn.executemany(
+                sql.INSERT_EVIDENCE,
+                [
+                    (v.relation_id, v.chunk_id, v.text, v.document_id, v.confidence)
+                    for v in bundle.evidence
+                ],
+            )
+            await self._collect(conn, old_entities, old_relations)
+            await self._refresh(
+                conn,
+                old_entities | {e.id for e in bundle.entities},
+                old_relations | {r.id for r in bundle.relations},
+            )
+
+    async def delete_document(self, document_id: str) -> DeletedDocument | None:
+        async with self._transaction("deleting a document") as conn:
+            if not list(await conn.execute_fetchall(sql.DOCUMENT_EXISTS, (document_id,))):
+                return None
+            entities, relations, chunk_ids = await self._detach(conn, document_id)
+            await conn.execute(sql.DELETE_DOCUMENT, (document_id,))
+            removed_entities, removed_relations = await self._collect(conn, entities, relations)
+            await self._refresh(conn, entities, relations)
+        return DeletedDocument(
+            document_id=document_id,
+            chunk_ids=tuple(chunk_ids),
+            removed_entity_ids=tuple(sorted(removed_entities)),
+            removed_relation_ids=tuple(sorted(removed_relations)),
+        )
+
+    @asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            conn = _started(self._writer)
+            with translate_errors(action):
+                try:
+                    await conn.execute("BEGIN IMMEDIATE")
+                    yield conn
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    # Runs on the connection's thread after anything still queued (a
+                    # cancelled BEGIN included), and only if a transaction is open.
+                    with suppress(sqlite3.Error):
+                        await conn.rollback()
+                    raise
+
+    @staticmethod
+    async def _detach(
+        conn: aiosqlite.Connection, document_id: str
+    ) -> tuple[set[str], set[str], list[str]]:
+        """Delete a document's chunks, mentions and evidence (not the document row);
+        return the entities and relations they supported, and the chunk ids."""
+        key = (document_id,)
+        entities = {r[0] for r in await conn.execute_fetchall(sql.ENTITIES_OF_DOCUMENT, key)}
+        relations = {r[0] for r in await conn.execute_fetchall(sql.RELATIONS_OF_DOCUMENT, key)}
+        chunk_ids = [r[0] for r in await conn.execute_fetchall(sql.CHUNK_IDS_OF_DOCUMENT, key)]
+        await conn.execute(sql.DELETE_EVIDENCE_OF_DOCUMENT, key)
+        await conn.execute(sql.DELETE_MENTIONS_OF_DOCUMENT, key)
+        await conn.execute(sql.DELETE_CHUNKS_OF_DOCUMENT, key)
+        return entities, relations, chunk_ids
+
+    @staticmethod
+    async def _collect(
+        conn: aiosqlite.Connection, entities: set[str], relations: set[str]
+    ) -> tuple[list[str], list[str]]:
+        """Delete, among the given ones, entities left without mentions and relations
+        left without evidence or without an end; return their ids."""
+        if not entities and not relations:
+            return [], []
+        orphans = [
+            r[0]
+            for r in await conn.execute_fetchall(sql.ORPHAN_ENTITIES, {"keys": id_list(entities)})
+        ]
+        params = {"keys": id_list(relations), "orphans": id_list(orphans)}
+        removed = [r[0] for r in await conn.execute_fetchall(sql.DELETE_ORPHAN_RELATIONS, params)]
+        await conn.execute(sql.DELETE_ENTITIES, {"keys": id_list(orphans)})
+        return orphans, removed
+
+    @staticmethod
+    async def _refresh(conn: aiosqlite.Connection, entities: set[str], relations: set[str]) -> None:
+        await conn.execute(sql.REFRESH_ENTITIES, {"keys": id_list(sorted(entities))})
+        await conn.execute(sql.REFRESH_RELATIONS, {"keys": id_list(sorted(relations))})
+
+    # --- point reads ------------------------------------------------------------------
+
+    async def get_documents(self, ids: Sequence[str]) -> list[Document | None]:
+        return await self._get(ids, sql.GET_DOCUMENTS, document_row, "reading documents")
+
+    async def get_chunks(self, ids: Sequence[str]) -> list[Chunk | None]:
+        return await self._get(ids, sql.GET_CHUNKS, chunk_row, "reading chunks")
+
+    async def get_entities(self, ids: Sequence[str]) -> list[Entity | None]:
+        return await self._get(ids, sql.GET_ENTITIES, entity_row, "reading entities")
+
+    async def get_relations(self, ids: Sequence[str]) -> list[Relation | None]:
+        return await self._get(ids, sql.GET_RELATIONS, relation_row, "reading relations")
+
+    async def _get(
+        self,
+        ids: Sequence[str],
+        query: str,
+        build: Callable[[sqlite3.Row], T],
+        action: str,
+    ) -> list[T | None]:
+        if not ids:
+            return []
+        rows = await self._fetch(query, {"keys": id_list(ids)}, action)
+        found = {row["id"]: build(row) for row in rows}
+        return [found.get(i) for i in ids]
+
+    # --- lists ------------------------------------------------------------------------
+
+    async def list_documents(self, filter: DocumentFilter, page: PageRequest) -> Page[Document]:
+        params = {
+            "source": filter.source,
+            "title": _folded(filter.title_contains),
+            "after": encode_optional_time(filter.ingested_after),
+        }
+        pages = await self._pages(sql.LIST_DOCUMENTS, params, [""], page, document_row)
+        return pages[""]
+
+    async def list_entities(self, filter: EntityFilter, page: PageRequest) -> Page[Entity]:
+        params = {"type": filter.type, "name": _folded(filter.name_contains)}
+        pages = await self._pages(sql.LIST_ENTITIES, params, [""], page, entity_row)
+        return pages[""]
+
+    async def list_relations(self, filter: RelationFilter, page: PageRequest) -> Page[Relation]:
+        params = {"type": filter.type, "source": filter.source_id, "target": filter.target_id}
+        pages = await self._pages(sql.LIST_RELATIONS, params, [""], page, relation_row)
+        return pages[""]
+
+    # --- edges, batched by key ----------------------------------------------------------
+
+    async def chunks_of_documents(
+        self, document_ids: Sequence[str], page: PageRequest
+    ) -> dict[str, Page[Chunk]]:
+        return await self._keyed_pages(sql.CHUNKS_OF_DOCUMENTS, {}, document_ids, page, chunk_row)
+
+    async def entities_of_documents(
+        self, document_ids: Sequence[str], page: PageRequest
+    ) -> dict[str, Page[Entity]]:
+        return await self._keyed_pages(
+            sql.ENTITIES_OF_DOCUMENTS, {}, document_ids, page, entity_row
+        )
+
+    async def entities_of_chunks(self, chunk_ids: Sequence[str]) -> dict[str, list[Entity]]:
+        result: dict[str, list[Entity]] = {i: [] for i in chunk_ids}
+        if chunk_ids:
+            params = {"keys": id_list(chunk_ids)}
+            for row in await self._fetch(sql.ENTITIES_OF_CHUNKS, params, "reading entities"):
+                result[row["_k"]].append(entity_row(row))
+        return result
+
+    async def documents_of_entities(
+        self, entity_ids: Sequence[str], page: PageRequest
+    ) -> dict[str, Page[Document]]:
+        return await self._keyed_pages(
+            sql.DOCUMENTS_OF_ENTITIES, {}, entity_ids, page, document_row
+        )
+
+    async def relations_of_entities(
+        self, entity_ids: Sequence[str], direction: Direction, page: PageRequest
+    ) -> dict[str, Page[Relation]]:
+        params = {
+            "outgoing": direction in (Direction.OUT, Direction.BOTH),
+            "incoming": direction in (Direction.IN, Direction.BOTH),
+        }
+        return await self._keyed_pages(
+            sql.RELATIONS_OF_ENTITIES, params, entity_ids, page, relation_row
+        )
+
+    async def evidence_of_relations(self, relation_ids: Sequence[str]) -> dict[str, list[Evidence]]:
+        result: dict[str, list[Evidence]] = {i: [] for i in relation_ids}
+        if relation_ids:
+            params = {"keys": id_list(relation_ids)}
+            for row in await self._fetch(sql.EVIDENCE_OF_RELATIONS, params, "reading evidence"):
+                result[row["relation_id"]].append(evidence_row(row))
+        return result
+
+    async def _keyed_pages(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        keys: Sequence[str],
+        page: PageRequest,
+        build: Callable[[sqlite3.Row], T],
+    ) -> dict[str, Page[T]]:
+        if not keys:
+            _check_page(page)
+            return {}
+        return await self._pages(query, {**params, "keys": id_list(keys)}, keys, page, build)
+
+    async def _pages(
+        self,
+        query: str,
+        params: Mapping[str, Any],
+        keys: Iterable[str],
+        page: PageRequest,
+        build: Callable[[sqlite3.Row], T],
+    ) -> dict[str, Page[T]]:
+        """Run a ``sqlite_graph_sql._paged`` statement; every key gets a page."""
+        _check_page(page)
+        stop = page.offset + page.limit
+        items: dict[str, list[T]] = {k: [] for k in keys}
+        totals: dict[str, int] = {}
+        rows = await self._fetch(query, {**params, "off": page.offset, "stop": stop}, "paging")
+        for row in rows:
+            key = row["_k"]
+            totals[key] = row["_total"]
+            if page.offset < row["_rn"] <= stop:
+                items[key].append(build(row))
+        return {k: Page(items=v, total=totals.get(k, 0)) for k, v in items.items()}
+
+    # --- search and counts ------------------------------------------------------------
+
+    async def keyword_search(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
+        if k < 0:
+            raise BadInputError(f"k must not be negative, got {k}")
+        match = fts_query(query)
+        if match is None or k == 0:
+            return []
+        if filter.document_ids is not None and not filter.document_ids:
+            return []
+        if filter.entity_types is not None and not filter.entity_types:
+            return []
+        params = {
+            "match": match,
+            "k": k,
+            "documents": None if filter.document_ids is None else id_list(filter.document_ids),
+            "types": None if filter.entity_types is None else id_list(filter.entity_types),
+        }
+        rows = await self._fetch(sql.KEYWORD_SEARCH, params, "searching chunk text")
+        return [
+            ChunkHit(chunk_id=r["chunk_id"], document_id=r["document_id"], score=r["score"])
+            for r in rows
+        ]
+
+    async def stats(self) -> GraphStats:
+        rows = await self._fetch(sql.STATS, {}, "counting")
+        row = rows[0]
+        return GraphStats(
+            documents=row["documents"],
+            chunks=row["chunks"],
+            entities=row["entities"],
+            relations=row["relations"],
+        )
+
+    async def _fetch(self, query: str, params: Mapping[str, Any], action: str) -> list[sqlite3.Row]:
+        conn = _started(self._reader)
+        with translate_errors(action):
+            return list(await conn.execute_fetchall(query, params))
+
+
+def _started(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+    if conn is None:
+        raise UnavailableError("the SQLite graph store is not started")
+    return conn
+
+
+def _check_page(page: PageRequest) -> None:
+    if page.offset < 0 or page.limit < 0:
+        raise BadInputError(f"offset and limit must not be negative, got {page}")
+
+
+def _folded(text: str | None) -> str | None:
+    return None if text is None else text.casefold()

@@ -1,0 +1,206 @@
+"""The composition root: the one place that names concrete adapters.
+
+``build_container`` reads the settings, picks an adapter per port by URL scheme, wraps
+each in the metrics proxy and wires the services. The Starlette lifespan and the CLI
+both call it; tests call it too, with overrides, so they run the same wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from app.config import Settings
+from app.domain.errors import ConfigurationError
+from app.observability.instrument import instrument
+from app.pipeline.ingest import IngestionPipeline
+from app.pipeline.progress import JobTracker
+from app.pipeline.worker import IngestionWorker
+from app.ports.cache import Cache
+from app.ports.event_bus import EventBus
+from app.ports.graph_store import GraphStore
+from app.ports.job_store import JobStore
+from app.ports.models import Embedder, Extractor
+from app.ports.vector_store import VectorStore
+from app.services.catalog import CatalogService
+from app.services.ingestion import IngestionService
+from app.services.search import SearchService
+
+log = structlog.get_logger(__name__)
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme
+
+
+def make_graph_store(settings: Settings) -> GraphStore:
+    scheme = _scheme(settings.graph_url)
+    if scheme == "sqlite":
+        from app.adapters.sqlite_graph_store import SqliteGraphStore
+
+        return SqliteGraphStore(settings.data_path(settings.graph_url, "graph.sqlite3"))
+    raise ConfigurationError(
+        f"KG_GRAPH_URL: the {scheme}:// graph store is not part of this build yet; "
+        "use sqlite://"
+    )
+
+
+def make_vector_store(settings: Settings) -> VectorStore:
+    url = settings.vector_url
+    scheme = _scheme(url)
+    if scheme == "edge":
+        from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
+
+        return QdrantEdgeVectorStore(settings.data_path(url, "vectors"))
+    if scheme == "local":
+        from app.adapters.qdrant_vector_store import QdrantVectorStore
+
+        return QdrantVectorStore(url=None, path=settings.data_path(url, "qdrant-local"))
+    if scheme in ("http", "https"):
+        from app.adapters.qdrant_vector_store import QdrantVectorStore
+
+        return QdrantVectorStore(url=url, path=None)
+    raise ConfigurationError(
+        f"KG_VECTOR_URL: the {scheme}:// vector store is not part of this build yet; "
+        "use edge://, local:// or http(s)://"
+    )
+
+
+def make_job_store(settings: Settings) -> JobStore:
+    from app.adapters.sqlite_job_store import SqliteJobStore
+
+    return SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+
+
+def make_bus(settings: Settings) -> EventBus:
+    scheme = _scheme(settings.bus_url)
+    if scheme == "memory":
+        from app.adapters.memory_event_bus import MemoryEventBus
+
+        return MemoryEventBus()
+    raise ConfigurationError(
+        f"KG_BUS_URL: the {scheme}:// event bus is not part of this build yet; use memory://"
+    )
+
+
+def make_cache(settings: Settings) -> Cache:
+    from app.adapters.aiocache_cache import AiocacheCache
+
+    return AiocacheCache(settings.cache_url)
+
+
+def make_extractor(settings: Settings) -> Extractor:
+    from app.adapters.spacy_extractor import SpacyExtractor
+
+    return SpacyExtractor(model=settings.pipeline.spacy_model)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+
+    p = settings.pipeline
+    return SentenceTransformerEmbedder(
+        model=p.embedding_model,
+        batch_size=p.embedding_batch_size,
+        precision=p.embedding_precision,
+        threads=p.torch_threads,
+    )
+
+
+@dataclass
+class Container:
+    settings: Settings
+    graph: GraphStore
+    vectors: VectorStore
+    jobs: JobStore
+    bus: EventBus
+    cache: Cache
+    extractor: Extractor
+    embedder: Embedder
+    catalog: CatalogService = field(init=False)
+    search: SearchService = field(init=False)
+    ingestion: IngestionService = field(init=False)
+    worker: IngestionWorker = field(init=False)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    _started: list[Any] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        tracker = JobTracker(self.jobs, self.bus)
+        self.catalog = CatalogService(self.graph, s.limits)
+        self.search = SearchService(self.graph, self.vectors, self.embedder, s.limits)
+        self.ingestion = IngestionService(
+            self.graph, self.vectors, self.jobs, self.bus, tracker, s.limits
+        )
+        pipeline = IngestionPipeline(
+            self.extractor, self.embedder, self.graph, self.vectors, s.pipeline
+        )
+        self.worker = IngestionWorker(
+            self.bus, self.jobs, self.graph, pipeline, tracker, s.pipeline.workers or 1
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.embedder.loaded and self.extractor.loaded
+
+    async def start(self, *, workers: bool = True) -> None:
+        """Open every backend; then, in the background, load the models and run the
+        in-process workers. Readiness (``ready``) follows the models."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for component in (self.graph, self.jobs, self.bus):
+            await component.start()
+            self._started.append(component)
+        await self.vectors.start(self.embedder.dimension)
+        self._started.append(self.vectors)
+        self._tasks.append(asyncio.create_task(self._load_models(), name="load-models"))
+        if workers and self.settings.pipeline.workers > 0:
+            if _scheme(self.settings.bus_url) == "memory":
+                await self.ingestion.resume_unfinished()
+            self._tasks.append(asyncio.create_task(self.worker.run(), name="ingestion-worker"))
+
+    async def _load_models(self) -> None:
+        await asyncio.to_thread(self.extractor.load)
+        await asyncio.to_thread(self.embedder.load)
+        log.info("models.loaded", extractor=self.extractor.name, embedder=self.embedder.name)
+
+    async def wait_ready(self) -> None:
+        await asyncio.to_thread(self.extractor.load)
+        await asyncio.to_thread(self.embedder.load)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for component in reversed(self._started):
+            try:
+                await component.close()
+            except Exception:
+                log.exception("shutdown.close_failed", component=type(component).__name__)
+        self._started.clear()
+        await self.cache.close()
+
+
+def build_container(settings: Settings, **overrides: Any) -> Container:
+    """Wire every port by settings; ``overrides`` replace an adapter by port name."""
+
+    def pick(name: str, make: Any) -> Any:
+        return overrides[name] if name in overrides else make(settings)
+
+    return Container(
+        settings=settings,
+        graph=instrument("graph", pick("graph", make_graph_store)),
+        vectors=instrument("vectors", pick("vectors", make_vector_store)),
+        jobs=instrument("jobs", pick("jobs", make_job_store)),
+        bus=pick("bus", make_bus),
+        cache=pick("cache", make_cache),
+        extractor=pick("extractor", make_extractor),
+        embedder=pick("embedder", make_embedder),
+    )

@@ -1,0 +1,1 @@
+"""Ingestion: normalise, chunk, extract, resolve, embed and store a document."""

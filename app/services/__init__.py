@@ -1,0 +1,1 @@
+"""Use cases the API calls. Services speak ports and domain types only."""

@@ -1,0 +1,1 @@
+"""The GraphQL API: types, resolvers, DataLoaders, context and schema extensions."""

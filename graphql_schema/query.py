@@ -1,0 +1,141 @@
+"""Query root: thin resolvers over the catalog and search services."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.domain import models
+from app.domain.ids import Kind, kind_of
+from app.services import search as search_service
+from graphql_schema.context import Info
+from graphql_schema.enums import SearchMode
+from graphql_schema.inputs import DocumentFilter, EntityFilter, RelationFilter, SearchFilter
+from graphql_schema.relay import Connection, connection
+from graphql_schema.types import (
+    Chunk,
+    Document,
+    Entity,
+    GraphStats,
+    IngestionJob,
+    Node,
+    Relation,
+    SearchHit,
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        loaders = info.context.loaders
+        match kind_of(id):
+            case Kind.DOCUMENT:
+                return await document_of(info, id)
+            case Kind.CHUNK:
+                c = await loaders.chunk_by_id.load(id)
+                return Chunk.of(c) if c else None
+            case Kind.ENTITY:
+                return await entity_of(info, id)
+            case Kind.RELATION:
+                r = await loaders.relation_by_id.load(id)
+                return Relation.of(r) if r else None
+            case Kind.JOB:
+                return await job_of(info, id)
+            case _:
+                return None
+
+    @strawberry.field
+    async def document(self, info: Info, id: strawberry.ID) -> Document | None:
+        return await document_of(info, id)
+
+    @strawberry.field(description="Documents, newest first.")
+    async def documents(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: DocumentFilter | None = None,
+    ) -> Connection[Document]:
+        page = info.context.page(first, after)
+        f = filter.to_domain() if filter else models.DocumentFilter()
+        result = await info.context.services.catalog.list_documents(f, page)
+        return connection(result, page.offset, Document.of)
+
+    @strawberry.field
+    async def entity(self, info: Info, id: strawberry.ID) -> Entity | None:
+        return await entity_of(info, id)
+
+    @strawberry.field(description="Entities, most mentioned first.")
+    async def entities(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: EntityFilter | None = None,
+    ) -> Connection[Entity]:
+        page = info.context.page(first, after)
+        f = filter.to_domain() if filter else models.EntityFilter()
+        result = await info.context.services.catalog.list_entities(f, page)
+        return connection(result, page.offset, Entity.of)
+
+    @strawberry.field(description="Relations, most confident first.")
+    async def relations(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: RelationFilter | None = None,
+    ) -> Connection[Relation]:
+        page = info.context.page(first, after)
+        f = filter.to_domain() if filter else models.RelationFilter()
+        result = await info.context.services.catalog.list_relations(f, page)
+        return connection(result, page.offset, Relation.of)
+
+    @strawberry.field(description="Chunks that match the query, best first.")
+    async def search(
+        self,
+        info: Info,
+        query: str,
+        k: int | None = 10,
+        mode: SearchMode | None = search_service.SearchMode.HYBRID,
+        filter: SearchFilter | None = None,
+    ) -> list[SearchHit]:
+        f = filter.to_domain() if filter else models.ChunkFilter()
+        hits = await info.context.services.search.search(
+            query,
+            10 if k is None else k,
+            search_service.SearchMode(mode or search_service.SearchMode.HYBRID),
+            f,
+        )
+        chunks = await info.context.loaders.chunk_by_id.load_many([h.chunk_id for h in hits])
+        return [
+            SearchHit(score=h.score, chunk=Chunk.of(c))
+            for h, c in zip(hits, chunks, strict=True)
+            if c is not None  # a vector whose chunk was deleted a moment ago
+        ]
+
+    @strawberry.field
+    async def ingestion_job(self, info: Info, id: strawberry.ID) -> IngestionJob | None:
+        return await job_of(info, id)
+
+    @strawberry.field
+    async def stats(self, info: Info) -> GraphStats:
+        s = await info.context.services.catalog.stats()
+        return GraphStats(
+            documents=s.documents, chunks=s.chunks, entities=s.entities, relations=s.relations
+        )
+
+
+async def document_of(info: Info, doc_id: str) -> Document | None:
+    d = await info.context.loaders.document_by_id.load(doc_id)
+    return Document.of(d) if d else None
+
+
+async def entity_of(info: Info, entity_id: str) -> Entity | None:
+    e = await info.context.loaders.entity_by_id.load(entity_id)
+    return Entity.of(e) if e else None
+
+
+async def job_of(info: Info, job_id: str) -> IngestionJob | None:
+    j = await info.context.loaders.job_by_id.load(job_id)
+    return IngestionJob.of(j) if j else None

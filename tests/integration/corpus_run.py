@@ -1,0 +1,49 @@
+"""Ingest the 20-paragraph corpus sample through the real container (used by the corpus
+test, and runnable by hand: ``python -m tests.integration.corpus_run DIR``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from app.config import load_settings
+from app.container import Container, build_container
+from app.domain.models import DocumentInput
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_sample.jsonl"
+
+
+def sample_documents() -> list[DocumentInput]:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    return [DocumentInput(title=r["title"], text=r["text"], source=r.get("source")) for r in rows]
+
+
+async def ingest_all(container: Container, docs: list[DocumentInput], timeout: float = 300) -> None:
+    jobs = await container.ingestion.submit(docs)
+    pending = {j.id for j in jobs}
+    async with asyncio.timeout(timeout):
+        while pending:
+            states = await container.ingestion.jobs(sorted(pending))
+            for state in states:
+                assert state is not None
+                if state.status.finished:
+                    assert state.status.value == "COMPLETED", state
+                    pending.discard(state.id)
+            await asyncio.sleep(0.1)
+
+
+async def main(data_dir: Path) -> None:
+    container = build_container(load_settings(data_dir=data_dir))
+    await container.start()
+    try:
+        await ingest_all(container, sample_documents())
+        stats = await container.catalog.stats()
+        print(stats)
+    finally:
+        await container.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1])))
