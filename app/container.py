@@ -45,8 +45,7 @@ def make_graph_store(settings: Settings) -> GraphStore:
 
         return SqliteGraphStore(settings.data_path(settings.graph_url, "graph.sqlite3"))
     raise ConfigurationError(
-        f"KG_GRAPH_URL: the {scheme}:// graph store is not part of this build yet; "
-        "use sqlite://"
+        f"KG_GRAPH_URL: the {scheme}:// graph store is not part of this build yet; use sqlite://"
     )
 
 

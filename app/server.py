@@ -53,9 +53,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append(
-                    (REQUEST_ID_HEADER.encode(), rid.encode())
-                )
+                message.setdefault("headers", []).append((REQUEST_ID_HEADER.encode(), rid.encode()))
             await send(message)
 
         try:

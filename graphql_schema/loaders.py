@@ -30,7 +30,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _by_id(fetch: Callable[[Sequence[str]], Awaitable[list[V | None]]]) -> DataLoader[str, V | None]:
+def _by_id(
+    fetch: Callable[[Sequence[str]], Awaitable[list[V | None]]],
+) -> DataLoader[str, V | None]:
     async def load(keys: list[str]) -> list[V | None]:
         return await fetch(keys)
 
@@ -83,19 +85,25 @@ class Loaders:
 
     def chunks_by_document(self, page: PageRequest) -> DataLoader[str, Page[Chunk]]:
         return self._page_loader(
-            "chunks_by_document", page, None,
+            "chunks_by_document",
+            page,
+            None,
             lambda ids: self._catalog.chunks_of_documents(ids, page),
         )
 
     def entities_by_document(self, page: PageRequest) -> DataLoader[str, Page[Entity]]:
         return self._page_loader(
-            "entities_by_document", page, None,
+            "entities_by_document",
+            page,
+            None,
             lambda ids: self._catalog.entities_of_documents(ids, page),
         )
 
     def documents_by_entity(self, page: PageRequest) -> DataLoader[str, Page[Document]]:
         return self._page_loader(
-            "documents_by_entity", page, None,
+            "documents_by_entity",
+            page,
+            None,
             lambda ids: self._catalog.documents_of_entities(ids, page),
         )
 
@@ -103,6 +111,8 @@ class Loaders:
         self, page: PageRequest, direction: Direction
     ) -> DataLoader[str, Page[Relation]]:
         return self._page_loader(
-            "relations_by_entity", page, direction,
+            "relations_by_entity",
+            page,
+            direction,
             lambda ids: self._catalog.relations_of_entities(ids, direction, page),
         )

@@ -19,9 +19,7 @@ class Mutation:
         return IngestionJob.of(jobs[0])
 
     @strawberry.mutation(description="Queue many documents (all valid, or none queued).")
-    async def ingest_documents(
-        self, info: Info, inputs: list[DocumentInput]
-    ) -> list[IngestionJob]:
+    async def ingest_documents(self, info: Info, inputs: list[DocumentInput]) -> list[IngestionJob]:
         jobs = await info.context.services.ingestion.submit(
             [i.to_domain() for i in inputs], info.context.request_id
         )

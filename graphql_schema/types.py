@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import cast
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -122,7 +123,9 @@ class Entity(Node):
         direction: Direction | None = models.Direction.BOTH,
     ) -> Connection[Relation]:
         page = info.context.page(first, after)
-        loader = info.context.loaders.relations_by_entity(page, models.Direction(direction or models.Direction.BOTH))
+        loader = info.context.loaders.relations_by_entity(
+            page, models.Direction(direction or models.Direction.BOTH)
+        )
         return connection(await loader.load(self.id), page.offset, Relation.of)
 
 

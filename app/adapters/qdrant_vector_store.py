@@ -131,8 +131,8 @@ class QdrantVectorStore:
             )
         location = str(self.path)
         try:
-            # Local mode loads every point into memory in its constructor: not on the loop.
-            return await asyncio.to_thread(AsyncQdrantClient, path=location)
+            # On the loop's thread: local mode's SQLite connection may refuse other threads.
+            return AsyncQdrantClient(path=location)
         except RuntimeError as exc:  # qdrant-client's own lock on the folder
             raise ConflictError(f"{self._where} is open elsewhere: {exc}", path=location) from exc
         except Exception as exc:
@@ -276,7 +276,7 @@ def _vector(values: Sequence[float], dimension: int) -> list[float]:
     if len(values) != dimension:
         raise BadInputError(f"vector has {len(values)} dimensions, the store holds {dimension}")
     floats = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in floats):
+    if not math.isfinite(sum(floats)):  # one pass: NaN and inf survive a sum
         raise BadInputError("vector holds a NaN or infinite value")
     return floats
 

@@ -173,7 +173,7 @@ class SentenceTransformerEmbedder:
         import torch
 
         autocast = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
+            torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
             if self.precision == "bf16"
             else contextlib.nullcontext()
         )

@@ -155,6 +155,8 @@ def _summary(
     gained = {k: after[k] - before[k] for k in ("documents", "chunks", "entities", "relations")}
     console.print(
         "graph: "
-        + ", ".join(f"{after[k]} {k} (+{gained[k]})" for k in ("documents", "entities", "relations"))
+        + ", ".join(
+            f"{after[k]} {k} (+{gained[k]})" for k in ("documents", "entities", "relations")
+        )
         + f", {after['chunks']} chunks"
     )

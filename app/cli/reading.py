@@ -60,7 +60,7 @@ def read_documents(paths: list[str], fmt: str, source: str | None) -> list[FileD
         text = decode(data, name)
         kind = fmt if fmt != "auto" else _kind_of(suffix, text)
         if kind == "jsonl":
-            docs.extend(_from_jsonl(text, name, source))
+            docs.extend(_from_jsonl(text, name, source, _default_source(raw)))
         else:
             title = _title_of(text, Path(name).stem if raw != "-" else "stdin")
             docs.append(FileDocument(title, text, source or _default_source(raw), None, name))
@@ -91,7 +91,10 @@ def _title_of(text: str, fallback: str) -> str:
     return fallback
 
 
-def _from_jsonl(text: str, name: str, source: str | None) -> list[FileDocument]:
+def _from_jsonl(
+    text: str, name: str, source: str | None, fallback: str | None
+) -> list[FileDocument]:
+    """One document per line. Source: ``--source``, else the line's, else the file name."""
     docs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -114,7 +117,8 @@ def _from_jsonl(text: str, name: str, source: str | None) -> list[FileDocument]:
             FileDocument(
                 title=title,
                 text=body,
-                source=source or (line_source if isinstance(line_source, str) else None),
+                source=source
+                or (line_source if isinstance(line_source, str) and line_source else fallback),
                 metadata=meta,
                 origin=where,
             )

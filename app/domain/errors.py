@@ -29,9 +29,7 @@ class KGError(Exception):
     code: ClassVar[str] = "INTERNAL"
     default_retryable: ClassVar[bool] = False
 
-    def __init__(
-        self, message: str, *, retryable: bool | None = None, **details: Any
-    ) -> None:
+    def __init__(self, message: str, *, retryable: bool | None = None, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = self.default_retryable if retryable is None else retryable

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from enum import Enum
+from enum import StrEnum
 
 _POINT_NAMESPACE = uuid.UUID("6f1c2a9e-3b7d-4e55-9a0c-5d2b8e7f4a11")
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     DOCUMENT = "doc"
     CHUNK = "chk"
     ENTITY = "ent"

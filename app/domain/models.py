@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class DeletedDocument:
     removed_relation_ids: tuple[str, ...]
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
@@ -115,7 +115,7 @@ class JobStatus(str, Enum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
-class Stage(str, Enum):
+class Stage(StrEnum):
     """The steps an ingestion reports, in order."""
 
     QUEUED = "QUEUED"
@@ -199,7 +199,7 @@ class GraphStats:
 # --- reading -------------------------------------------------------------------------
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     OUT = "OUT"
     IN = "IN"
     BOTH = "BOTH"

@@ -70,9 +70,7 @@ class IngestionWorker:
 
     async def process(self, request: IngestionRequest) -> IngestionJob:
         """Run one request to COMPLETED or FAILED; infrastructure errors propagate."""
-        structlog.contextvars.bind_contextvars(
-            job_id=request.job_id, request_id=request.request_id
-        )
+        structlog.contextvars.bind_contextvars(job_id=request.job_id, request_id=request.request_id)
         try:
             job = await self._job_of(request)
             if job.status.finished:

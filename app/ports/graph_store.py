@@ -99,9 +99,7 @@ class GraphStore(Protocol):
         self, entity_ids: Sequence[str], direction: Direction, page: PageRequest
     ) -> dict[str, Page[Relation]]: ...
 
-    async def evidence_of_relations(
-        self, relation_ids: Sequence[str]
-    ) -> dict[str, list[Evidence]]:
+    async def evidence_of_relations(self, relation_ids: Sequence[str]) -> dict[str, list[Evidence]]:
         """Evidence per relation, best confidence first."""
 
     # --- search and counts ------------------------------------------------------------

@@ -9,7 +9,7 @@ until then.
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
+from enum import StrEnum
 
 from app.config import LimitSettings
 from app.domain.errors import BadInputError
@@ -22,7 +22,7 @@ from app.services.validation import check_k
 MAX_QUERY_CHARS = 2_000
 
 
-class SearchMode(str, Enum):
+class SearchMode(StrEnum):
     VECTOR = "VECTOR"
     KEYWORD = "KEYWORD"
     HYBRID = "HYBRID"
@@ -58,9 +58,7 @@ class SearchService:
         elif mode is SearchMode.KEYWORD:
             hits = await self._graph.keyword_search(query, k, filter)
         else:
-            raise BadInputError(
-                "search mode HYBRID is not available yet: use VECTOR or KEYWORD"
-            )
+            raise BadInputError("search mode HYBRID is not available yet: use VECTOR or KEYWORD")
         return hits
 
     async def embed_query(self, query: str) -> list[float]:

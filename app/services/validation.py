@@ -25,7 +25,9 @@ def check_batch(inputs: Sequence[DocumentInput], limits: LimitSettings) -> None:
         )
 
 
-def clean_document(doc: DocumentInput, limits: LimitSettings, where: str = "input") -> DocumentInput:
+def clean_document(
+    doc: DocumentInput, limits: LimitSettings, where: str = "input"
+) -> DocumentInput:
     """The document with normalised title and text, or a BadInputError naming the problem."""
     size = len(doc.text.encode("utf-8", "surrogatepass"))
     if size > limits.max_text_bytes:

@@ -100,10 +100,10 @@ async def test_a_stored_vector_finds_itself_first(open_store: OpenStore, dim: in
 @pytest.mark.parametrize("dim", [EMBEDDER_DIM, SMALL_DIM])
 async def test_results_are_the_exact_top_k_best_first(open_store: OpenStore, dim: int) -> None:
     store = await open_store(dim)
-    vectors = unit_vectors(500, dim, seed=12)
+    vectors = unit_vectors(300, dim, seed=12)
     await store.upsert(make_points(vectors))
     for q in range(5):
-        query = near(vectors[q * 97], 0.8, seed=q)
+        query = near(vectors[q * 59], 0.8, seed=q)
         hits = await store.search(query, 10, NO_FILTER)
         expected = exact_top(vectors, query, 10)
         assert [h.chunk_id for h in hits] == [c for c, _ in expected]
@@ -151,8 +151,8 @@ async def test_scores_are_cosine_similarities(vector_store: VectorStore) -> None
 
 @pytest.fixture
 async def filled(vector_store: VectorStore) -> tuple[VectorStore, np.ndarray]:
-    """600 chunks in 60 documents; chunk i mentions TYPES[i % 5]."""
-    vectors = unit_vectors(600, EMBEDDER_DIM, seed=21)
+    """300 chunks in 30 documents; chunk i mentions TYPES[i % 5]."""
+    vectors = unit_vectors(300, EMBEDDER_DIM, seed=21)
     await vector_store.upsert(make_points(vectors, per_document=10, types=TYPES))
     return vector_store, vectors
 
@@ -160,9 +160,9 @@ async def filled(vector_store: VectorStore) -> tuple[VectorStore, np.ndarray]:
 async def test_filter_by_documents(filled: tuple[VectorStore, np.ndarray]) -> None:
     store, vectors = filled
     query = near(vectors[0], 0.3, 1)
-    docs = (doc_name(3), doc_name(41))
+    docs = (doc_name(3), doc_name(27))
     hits = await store.search(query, 50, ChunkFilter(document_ids=docs))
-    allowed = [i for i in range(600) if i // 10 in (3, 41)]
+    allowed = [i for i in range(300) if i // 10 in (3, 27)]
     assert [h.chunk_id for h in hits] == [c for c, _ in exact_top(vectors, query, 50, allowed)]
     assert {h.document_id for h in hits} == set(docs)
     assert len(hits) == 20
@@ -171,21 +171,21 @@ async def test_filter_by_documents(filled: tuple[VectorStore, np.ndarray]) -> No
 async def test_filter_is_applied_before_the_top_k(filled: tuple[VectorStore, np.ndarray]) -> None:
     store, vectors = filled
     query = [float(x) for x in vectors[0]]  # doc 0 holds the best match by far
-    hits = await store.search(query, 5, ChunkFilter(document_ids=(doc_name(59),)))
+    hits = await store.search(query, 5, ChunkFilter(document_ids=(doc_name(29),)))
     assert len(hits) == 5
-    allowed = list(range(590, 600))
+    allowed = list(range(290, 300))
     assert [h.chunk_id for h in hits] == [c for c, _ in exact_top(vectors, query, 5, allowed)]
 
 
 async def test_filter_by_entity_types_matches_any(filled: tuple[VectorStore, np.ndarray]) -> None:
     store, vectors = filled
     query = near(vectors[5], 0.5, 2)
-    hits = await store.search(query, 600, ChunkFilter(entity_types=("ORG",)))
+    hits = await store.search(query, 300, ChunkFilter(entity_types=("ORG",)))
     assert {int(h.chunk_id[4:]) % 5 for h in hits} == {2, 3}
-    assert len(hits) == 240
-    hits = await store.search(query, 600, ChunkFilter(entity_types=("PERSON", "GPE")))
+    assert len(hits) == 120
+    hits = await store.search(query, 300, ChunkFilter(entity_types=("PERSON", "GPE")))
     assert {int(h.chunk_id[4:]) % 5 for h in hits} == {1, 3, 4}
-    assert len(hits) == 360
+    assert len(hits) == 180
     hits = await store.search(query, 10, ChunkFilter(entity_types=("UNKNOWN",)))
     assert hits == []
 
@@ -213,13 +213,13 @@ async def test_empty_filter_lists_match_nothing(filled: tuple[VectorStore, np.nd
 
 
 async def test_count_follows_upserts(vector_store: VectorStore) -> None:
-    vectors = unit_vectors(1200, EMBEDDER_DIM, seed=31)  # more than one engine batch
-    await vector_store.upsert(make_points(vectors[:1000]))
-    assert await vector_store.count() == 1000
-    await vector_store.upsert(make_points(vectors)[1000:])
-    assert await vector_store.count() == 1200
+    vectors = unit_vectors(700, EMBEDDER_DIM, seed=31)  # more than one engine batch
+    await vector_store.upsert(make_points(vectors[:600]))
+    assert await vector_store.count() == 600
+    await vector_store.upsert(make_points(vectors)[600:])
+    assert await vector_store.count() == 700
     await vector_store.upsert([])
-    assert await vector_store.count() == 1200
+    assert await vector_store.count() == 700
 
 
 async def test_upsert_is_idempotent(vector_store: VectorStore) -> None:
@@ -252,14 +252,14 @@ async def test_delete_documents_removes_all_their_points(
     store, vectors = filled
     gone = (doc_name(0), doc_name(7), "doc_never_stored")
     await store.delete_documents(gone)
-    assert await store.count() == 580
-    hits = await store.search([float(x) for x in vectors[0]], 600, NO_FILTER)
-    assert len(hits) == 580
+    assert await store.count() == 280
+    hits = await store.search([float(x) for x in vectors[0]], 300, NO_FILTER)
+    assert len(hits) == 280
     assert not {h.document_id for h in hits} & set(gone)
     assert await store.search(near(vectors[70], 0.1, 1), 5, ChunkFilter(document_ids=gone)) == []
     await store.delete_documents([])
     await store.delete_documents(gone)  # again: nothing left to remove
-    assert await store.count() == 580
+    assert await store.count() == 280
 
 
 # --- lifecycle ---------------------------------------------------------------------

@@ -72,7 +72,9 @@ async def test_one_bad_document_queues_none_of_the_batch(
 
     await asyncio.sleep(1.0)
     found = data_of(
-        await gql(http, server.graphql, "query($id: ID!) { document(id: $id) { id } }", {"id": good_id})
+        await gql(
+            http, server.graphql, "query($id: ID!) { document(id: $id) { id } }", {"id": good_id}
+        )
     )
     assert found["document"] is None
 
@@ -80,22 +82,45 @@ async def test_one_bad_document_queues_none_of_the_batch(
 @pytest.mark.parametrize(
     ("query", "variables", "code", "says"),
     [
-        ("mutation($id: ID!) { deleteDocument(id: $id) { id } }", {"id": "doc_000000000000"},
-         "NOT_FOUND", "no document"),
-        ("mutation($id: ID!) { deleteDocument(id: $id) { id } }", {"id": "not-an-id"},
-         "BAD_USER_INPUT", "not a document id"),
+        (
+            "mutation($id: ID!) { deleteDocument(id: $id) { id } }",
+            {"id": "doc_000000000000"},
+            "NOT_FOUND",
+            "no document",
+        ),
+        (
+            "mutation($id: ID!) { deleteDocument(id: $id) { id } }",
+            {"id": "not-an-id"},
+            "BAD_USER_INPUT",
+            "not a document id",
+        ),
         ('{ documents(after: "garbage!") { totalCount } }', None, "BAD_USER_INPUT", "cursor"),
-        ("{ documents(after: \"" + base64.urlsafe_b64encode(b"other:5").decode() + "\") { totalCount } }",
-         None, "BAD_USER_INPUT", "cursor"),
+        (
+            '{ documents(after: "'
+            + base64.urlsafe_b64encode(b"other:5").decode()
+            + '") { totalCount } }',
+            None,
+            "BAD_USER_INPUT",
+            "cursor",
+        ),
         ("{ documents(first: -1) { totalCount } }", None, "BAD_USER_INPUT", "first"),
         ("{ entities(first: 1000) { totalCount } }", None, "BAD_USER_INPUT", "page size"),
         ('{ search(query: "x", k: 0, mode: VECTOR) { score } }', None, "BAD_USER_INPUT", "k must"),
-        ('{ search(query: "x", k: 1000, mode: KEYWORD) { score } }', None, "BAD_USER_INPUT", "limit"),
+        (
+            '{ search(query: "x", k: 1000, mode: KEYWORD) { score } }',
+            None,
+            "BAD_USER_INPUT",
+            "limit",
+        ),
         ('{ search(query: "   ", mode: VECTOR) { score } }', None, "BAD_USER_INPUT", "empty"),
         ("{ documents { totalCount ", None, "GRAPHQL_PARSE_FAILED", "Syntax Error"),
         ("{ nope }", None, "GRAPHQL_VALIDATION_FAILED", "nope"),
-        ("query($n: Int) { documents(first: $n) { totalCount } }", {"n": "ten"},
-         "BAD_USER_INPUT", "$n"),
+        (
+            "query($n: Int) { documents(first: $n) { totalCount } }",
+            {"n": "ten"},
+            "BAD_USER_INPUT",
+            "$n",
+        ),
     ],
 )
 async def test_bad_arguments_have_codes(
@@ -113,8 +138,9 @@ async def test_bad_arguments_have_codes(
 
 
 async def test_not_json_is_a_client_error(server: LiveServer, http: httpx.AsyncClient) -> None:
-    response = await http.post(server.graphql, content=b"{not json",
-                               headers={"content-type": "application/json"})
+    response = await http.post(
+        server.graphql, content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
 
 

@@ -50,7 +50,10 @@ async def test_every_stage_is_streamed_in_order(
     async with subscription(server.ws, EVENTS, protocol=protocol) as events:
         await asyncio.sleep(0.3)  # the subscription is registered once the server acks it
         body = await gql(
-            http, server.graphql, INGEST, {"input": {"title": f"Apple {tag}", "text": apple_text(tag)}}
+            http,
+            server.graphql,
+            INGEST,
+            {"input": {"title": f"Apple {tag}", "text": apple_text(tag)}},
         )
         job = data_of(body)["ingestDocument"]
         assert job["status"] == "QUEUED" and job["progress"] == 0.0
@@ -101,9 +104,17 @@ async def test_document_is_browsable_after_ingestion(
     tag = uuid.uuid4().hex
     job = data_of(
         await gql(
-            http, server.graphql, INGEST,
-            {"input": {"title": f"Apple {tag}", "text": apple_text(tag), "source": "e2e",
-                       "metadata": {"lang": "en", "n": 1}}},
+            http,
+            server.graphql,
+            INGEST,
+            {
+                "input": {
+                    "title": f"Apple {tag}",
+                    "text": apple_text(tag),
+                    "source": "e2e",
+                    "metadata": {"lang": "en", "n": 1},
+                }
+            },
         )
     )["ingestDocument"]
     done = await wait_job(http, server, job["id"])
@@ -164,25 +175,35 @@ async def test_search_by_vector_and_keyword(server: LiveServer, http: httpx.Asyn
     tag = uuid.uuid4().hex
     text = f"The volcano Eyjafjallajokull erupted in Iceland, halting flights. Code {tag}."
     job = data_of(
-        await gql(http, server.graphql, INGEST, {"input": {"title": f"Volcano {tag}", "text": text}})
+        await gql(
+            http, server.graphql, INGEST, {"input": {"title": f"Volcano {tag}", "text": text}}
+        )
     )["ingestDocument"]
     done = await wait_job(http, server, job["id"])
     doc_id = done["document"]["id"]
     search = """query($q: String!, $mode: SearchMode, $f: SearchFilter) {
       search(query: $q, k: 3, mode: $mode, filter: $f) { score text document { id } chunk { id } } }"""
     vector = data_of(
-        await gql(http, server.graphql, search, {"q": "an eruption in Iceland stopped air travel",
-                                                  "mode": "VECTOR"})
+        await gql(
+            http,
+            server.graphql,
+            search,
+            {"q": "an eruption in Iceland stopped air travel", "mode": "VECTOR"},
+        )
     )["search"]
     assert vector and vector[0]["document"]["id"] == doc_id
     assert 0.3 < vector[0]["score"] <= 1.0001
-    keyword = data_of(
-        await gql(http, server.graphql, search, {"q": tag, "mode": "KEYWORD"})
-    )["search"]
+    keyword = data_of(await gql(http, server.graphql, search, {"q": tag, "mode": "KEYWORD"}))[
+        "search"
+    ]
     assert [h["document"]["id"] for h in keyword] == [doc_id]
     filtered = data_of(
-        await gql(http, server.graphql, search,
-                  {"q": "Iceland", "mode": "VECTOR", "f": {"documentIds": ["doc_none"]}})
+        await gql(
+            http,
+            server.graphql,
+            search,
+            {"q": "Iceland", "mode": "VECTOR", "f": {"documentIds": ["doc_none"]}},
+        )
     )["search"]
     assert filtered == []
     hybrid = await gql(http, server.graphql, search, {"q": "Iceland"})
@@ -199,26 +220,47 @@ async def test_delete_removes_document_and_orphans(
         await gql(http, server.graphql, INGEST, {"input": {"title": f"Del {tag}", "text": text}})
     )["ingestDocument"]
     doc_id = (await wait_job(http, server, job["id"]))["document"]["id"]
-    before = data_of(await gql(http, server.graphql, "{ stats { documents chunks entities relations } }"))["stats"]
+    before = data_of(
+        await gql(http, server.graphql, "{ stats { documents chunks entities relations } }")
+    )["stats"]
     deleted = data_of(
-        await gql(http, server.graphql,
-                  "mutation($id: ID!) { deleteDocument(id: $id) { id deleted removedEntities removedRelations } }",
-                  {"id": doc_id})
+        await gql(
+            http,
+            server.graphql,
+            "mutation($id: ID!) { deleteDocument(id: $id) { id deleted removedEntities removedRelations } }",
+            {"id": doc_id},
+        )
     )["deleteDocument"]
     assert deleted["deleted"] is True and deleted["id"] == doc_id
     assert deleted["removedEntities"] >= 2
-    after = data_of(await gql(http, server.graphql, "{ stats { documents chunks entities relations } }"))["stats"]
+    after = data_of(
+        await gql(http, server.graphql, "{ stats { documents chunks entities relations } }")
+    )["stats"]
     assert after["documents"] == before["documents"] - 1
     assert after["entities"] == before["entities"] - deleted["removedEntities"]
-    gone = data_of(await gql(http, server.graphql, "query($id: ID!) { document(id: $id) { id } }", {"id": doc_id}))
+    gone = data_of(
+        await gql(
+            http, server.graphql, "query($id: ID!) { document(id: $id) { id } }", {"id": doc_id}
+        )
+    )
     assert gone["document"] is None
-    hits = data_of(await gql(http, server.graphql,
-                             'query($q: String!) { search(query: $q, mode: KEYWORD) { document { id } } }',
-                             {"q": tag}))["search"]
+    hits = data_of(
+        await gql(
+            http,
+            server.graphql,
+            "query($q: String!) { search(query: $q, mode: KEYWORD) { document { id } } }",
+            {"q": tag},
+        )
+    )["search"]
     assert hits == []
-    vec = data_of(await gql(http, server.graphql,
-                            'query($q: String!) { search(query: $q, k: 50, mode: VECTOR) { document { id } } }',
-                            {"q": text}))["search"]
+    vec = data_of(
+        await gql(
+            http,
+            server.graphql,
+            "query($q: String!) { search(query: $q, k: 50, mode: VECTOR) { document { id } } }",
+            {"q": text},
+        )
+    )["search"]
     assert doc_id not in {h["document"]["id"] for h in vec}
 
 
@@ -229,6 +271,9 @@ async def test_metrics_and_health(server: LiveServer, http: httpx.AsyncClient) -
     metrics = await http.get(f"{server.base}/metrics")
     assert metrics.status_code == 200
     assert "kg_backend_calls_total" in metrics.text
-    response = await http.post(server.graphql, json={"query": "{ stats { documents } }"},
-                               headers={"x-request-id": "test-rid-1"})
+    response = await http.post(
+        server.graphql,
+        json={"query": "{ stats { documents } }"},
+        headers={"x-request-id": "test-rid-1"},
+    )
     assert response.headers["x-request-id"] == "test-rid-1"

@@ -20,10 +20,11 @@ def sample_documents() -> list[DocumentInput]:
     return [DocumentInput(title=r["title"], text=r["text"], source=r.get("source")) for r in rows]
 
 
-async def ingest_all(container: Container, docs: list[DocumentInput], timeout: float = 300) -> None:
+async def ingest_all(container: Container, docs: list[DocumentInput]) -> None:
+    """Submit and wait until every job is COMPLETED (failing on any FAILED job)."""
     jobs = await container.ingestion.submit(docs)
     pending = {j.id for j in jobs}
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(300):
         while pending:
             states = await container.ingestion.jobs(sorted(pending))
             for state in states:

@@ -35,7 +35,9 @@ def bundle(i: int) -> DocumentBundle:
     person = Spec(f"Person {i}", "PERSON")
     org = Spec(f"Org {i % 5}", "ORG")
     city = Spec(f"City {i % 7}", "GPE")
-    b = BundleBuilder(title=f"Doc {i}", ingested_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
+    b = BundleBuilder(
+        title=f"Doc {i}", ingested_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=i)
+    )
     s1 = f"{person.name} works for {org.name}."
     s2 = f"{org.name} is based in {city.name}."
     c0 = b.chunk(s1)
@@ -70,7 +72,12 @@ async def run(c: Container, n: int) -> dict[str, int]:
     assert result.data is not None
     docs = result.data["documents"]["edges"]
     assert len(docs) == n
-    rels = [r for d in docs for e in d["node"]["entities"]["edges"] for r in e["node"]["relations"]["edges"]]
+    rels = [
+        r
+        for d in docs
+        for e in d["node"]["entities"]["edges"]
+        for r in e["node"]["relations"]["edges"]
+    ]
     assert len(rels) >= 2 * n  # the query really walks relations and their evidence
     return counter.calls_since()
 

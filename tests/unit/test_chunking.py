@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pytest
 
@@ -44,7 +45,8 @@ def assert_well_formed(text: str, chunks: list[TextChunk]) -> None:
     assert [c.index for c in chunks] == list(range(len(chunks)))
     for c in chunks:
         assert c.text == text[c.start : c.end]
-        assert c.text == c.text.strip() and c.text
+        assert c.text
+        assert c.text == c.text.strip()
     starts = [c.start for c in chunks]
     assert starts == sorted(set(starts)), "every chunk starts after the previous one"
 
@@ -68,7 +70,7 @@ def test_sentences_pack_greedily_within_the_target() -> None:
         assert c.token_count == len(c.text.split())
         assert c.text.endswith("end.")
     # Without overlap the chunks are disjoint and consecutive.
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in pairwise(chunks):
         assert before.end < after.start
     assert counter.calls == [40], "one batched count for all sentences"
 
@@ -85,12 +87,13 @@ def test_next_chunk_starts_with_trailing_sentences_that_fit_the_overlap() -> Non
     chunks = chunk_text(text, sentences_of(text), WordCounter(), 20, 11)
     assert_well_formed(text, chunks)
     assert all(c.token_count <= 20 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in pairwise(chunks):
         shared = text[after.start : before.end]
         assert before.text.endswith(shared)
         # Two whole sentences (10 tokens) fit in 11; a third would not.
         assert len(shared.split()) == 10
-        assert shared.startswith("S") and shared.endswith("end.")
+        assert shared.startswith("S")
+        assert shared.endswith("end.")
     assert chunks[-1].end == len(text)
 
 
@@ -121,8 +124,8 @@ def test_a_sentence_over_the_target_splits_on_words() -> None:
         assert c.start == 0 or text[c.start - 1] == " "
         assert c.end == len(text) or text[c.end] == " "
     pieces = [c for c in chunks if c.text.startswith("w")]
-    for before, after in zip(pieces, pieces[1:], strict=False):
-        assert 0 < before.end - after.start, "pieces of one sentence overlap"
+    for before, after in pairwise(pieces):
+        assert before.end > after.start, "pieces of one sentence overlap"
         assert len(text[after.start : before.end].split()) <= 8
     assert counter.calls == [3, 1000], "one count for the sentences, one for the words"
 

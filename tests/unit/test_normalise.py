@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 import unicodedata
 
 import pytest
@@ -39,9 +38,7 @@ _TRICKY = [
 
 def _random_texts(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    return [
-        "".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 30))) for _ in range(count)
-    ]
+    return ["".join(rng.choice(_TRICKY) for _ in range(rng.randint(0, 30))) for _ in range(count)]
 
 
 def _realistic_megabyte() -> str:
@@ -150,25 +147,16 @@ def test_map_of_text_with_nothing_to_change_is_the_identity() -> None:
     assert normalise_with_map("") == ("", [])
 
 
-def _best_of(runs: int, fn: object, arg: str) -> float:
-    assert callable(fn)
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def test_a_megabyte_is_fast() -> None:
-    """About 20 ms on an idle core; the bounds leave room for a busy shared machine."""
+def test_a_megabyte_normalises_whole() -> None:
+    """Speed is measured in tests/benchmarks, not here; this checks the result."""
     text = _realistic_megabyte()
     assert len(text) >= 1_000_000
-    assert _best_of(3, normalise, text) < 0.25
-    assert _best_of(1, normalise_with_map, text) < 2.0
+    out = normalise(text)
+    assert out and "  " not in out
+    mapped, index = normalise_with_map(text)
+    assert mapped == out and len(index) == len(out)
     decomposed = unicodedata.normalize("NFD", text)
-    assert normalise(decomposed) == normalise(text)
-    assert _best_of(3, normalise, decomposed) < 0.25
+    assert normalise(decomposed) == out
 
 
 @pytest.mark.parametrize(
@@ -176,6 +164,9 @@ def test_a_megabyte_is_fast() -> None:
     [" " * 1_000_000, "\n \n" * 250_000, "a\n" * 500_000, "\x00a" * 500_000, "\u0301" * 500_000],
     ids=["spaces", "breaks", "short-lines", "controls", "marks"],
 )
-def test_pathological_megabytes_stay_linear(text: str) -> None:
-    assert _best_of(1, normalise, text) < 0.5
-    assert _best_of(1, normalise_with_map, text) < 5.0
+def test_pathological_megabytes(text: str) -> None:
+    """Inputs that would be quadratic in a naive loop (the suite's timeout catches that)."""
+    out = normalise(text)
+    mapped, index = normalise_with_map(text)
+    assert mapped == out and len(index) == len(out)
+    assert "\x00" not in out and "   " not in out

@@ -190,7 +190,8 @@ def test_mentions_get_document_offsets_and_overlap_duplicates_go() -> None:
     spans = [(m.start, m.end) for m in resolved.mentions]
     assert len(spans) == len(set(spans)) == 6
     repeated = [m for m in resolved.mentions if m.start >= cut and m.end <= end_first]
-    assert repeated and all(m.chunk_id == first.id for m in repeated)
+    assert repeated
+    assert all(m.chunk_id == first.id for m in repeated)
     last_bob = max(resolved.mentions, key=lambda m: m.start if m.text == "Bob Jones" else -1)
     assert last_bob.chunk_id == second.id
 

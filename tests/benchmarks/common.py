@@ -1,0 +1,36 @@
+"""Shared pieces of the benchmark scripts: data loading and RESULTS.md sections."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data"
+FIXTURES = REPO / "tests" / "fixtures"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def corpus(limit: int) -> list[dict[str, Any]]:
+    """Paragraphs of the shared Wikipedia corpus (the fixture slice when it is absent)."""
+    path = SHARED / "corpus" / "docs.jsonl"
+    rows = read_jsonl(path if path.exists() else FIXTURES / "corpus_sample.jsonl")
+    return rows[:limit]
+
+
+def write_section(heading: str, body: str, results: Path = RESULTS) -> None:
+    """Replace (or append) the ``## heading`` section of RESULTS.md, leaving the rest."""
+    text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"
+    section = f"## {heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    results.write_text(text, encoding="utf-8")
