@@ -23,6 +23,7 @@ from app.domain.models import (
     PageRequest,
     Relation,
 )
+from app.observability.metrics import record_dataloader_batch
 from app.services.catalog import CatalogService
 from app.services.ingestion import IngestionService
 
@@ -31,18 +32,20 @@ V = TypeVar("V")
 
 
 def _by_id(
-    fetch: Callable[[Sequence[str]], Awaitable[list[V | None]]],
+    name: str, fetch: Callable[[Sequence[str]], Awaitable[list[V | None]]]
 ) -> DataLoader[str, V | None]:
     async def load(keys: list[str]) -> list[V | None]:
+        record_dataloader_batch(name, len(keys))
         return await fetch(keys)
 
     return DataLoader(load_fn=load)
 
 
 def _by_key(
-    fetch: Callable[[Sequence[str]], Awaitable[dict[str, V]]], empty: Callable[[], V]
+    name: str, fetch: Callable[[Sequence[str]], Awaitable[dict[str, V]]], empty: Callable[[], V]
 ) -> DataLoader[str, V]:
     async def load(keys: list[str]) -> list[V]:
+        record_dataloader_batch(name, len(keys))
         found = await fetch(keys)
         return [found.get(k) or empty() for k in keys]
 
@@ -57,16 +60,16 @@ class Loaders:
     def __init__(self, catalog: CatalogService, ingestion: IngestionService) -> None:
         self._catalog = catalog
         self._paged: dict[tuple[str, PageRequest, Direction | None], DataLoader[str, object]] = {}
-        self.document_by_id = _by_id(catalog.documents)
-        self.chunk_by_id = _by_id(catalog.chunks)
-        self.entity_by_id = _by_id(catalog.entities)
-        self.relation_by_id = _by_id(catalog.relations)
-        self.job_by_id: DataLoader[str, IngestionJob | None] = _by_id(ingestion.jobs)
+        self.document_by_id = _by_id("document_by_id", catalog.documents)
+        self.chunk_by_id = _by_id("chunk_by_id", catalog.chunks)
+        self.entity_by_id = _by_id("entity_by_id", catalog.entities)
+        self.relation_by_id = _by_id("relation_by_id", catalog.relations)
+        self.job_by_id: DataLoader[str, IngestionJob | None] = _by_id("job_by_id", ingestion.jobs)
         self.entities_by_chunk: DataLoader[str, list[Entity]] = _by_key(
-            catalog.entities_of_chunks, list
+            "entities_by_chunk", catalog.entities_of_chunks, list
         )
         self.evidence_by_relation: DataLoader[str, list[Evidence]] = _by_key(
-            catalog.evidence_of_relations, list
+            "evidence_by_relation", catalog.evidence_of_relations, list
         )
 
     def _page_loader(
@@ -79,7 +82,7 @@ class Loaders:
         key = (name, page, direction)
         loader = self._paged.get(key)
         if loader is None:
-            loader = _by_key(fetch, _empty_page)  # type: ignore[arg-type]
+            loader = _by_key(name, fetch, _empty_page)  # type: ignore[arg-type]
             self._paged[key] = loader
         return loader  # type: ignore[return-value]
 

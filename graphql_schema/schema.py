@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.errors import code_error
 from graphql_schema.mutation import Mutation
+from graphql_schema.observer import OperationObserver
 from graphql_schema.query import Query
 from graphql_schema.subscription import Subscription
 from graphql_schema.types import Chunk, Document, Entity, IngestionJob, Relation
@@ -37,6 +38,7 @@ def build_schema(extensions: list[Any] | None = None) -> KGSchema:
             # (the LRU caches are module-level, shared by these per-request instances).
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
+            OperationObserver,
             *(extensions or []),
         ],
         config=StrawberryConfig(disable_field_suggestions=True),

@@ -317,6 +317,8 @@ async def test_calls_before_start_or_after_close_are_unavailable(
     store = VECTOR_STORES[backend](tmp_path)
     with pytest.raises(UnavailableError):
         await store.count()
+    with pytest.raises(UnavailableError):
+        await store.upsert(make_points(unit_vectors(1, SMALL_DIM, seed=1)))
     await store.start(SMALL_DIM)
     await store.close()
     await store.close()  # idempotent
