@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.errors import ConfigurationError
@@ -50,6 +50,15 @@ class PipelineSettings(BaseModel):
     embedding_precision: Literal["fp32", "bf16"] = "fp32"
     torch_threads: int = Field(1, ge=1)
     workers: int = Field(1, ge=0, description="in-process ingestion workers (0: none)")
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> PipelineSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
 
 
 class Settings(BaseSettings):

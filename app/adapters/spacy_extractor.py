@@ -1,10 +1,12 @@
 """The spaCy extractor: sentences, entity mentions and the relations between them.
 
 Why two passes: NER and sentence boundaries run on every text with the tagger, parser
-and lemmatizer off (the sm model's ``ner`` and ``senter`` carry their own tok2vec), which
-is about twice as fast as the full pipeline. The parser then runs only on the sentences
+and lemmatizer off (the sm model's ``ner`` and ``senter`` carry their own tok2vec), about
+twice as fast as the full pipeline. The tagger and parser then run only on the sentences
 that hold two or more distinct mentions, the only ones a relation can come from; the
 mentions are laid onto the parsed sentence by character offsets (``spacy_relations``).
+On name-dense Wikipedia prose most sentences qualify, so ``extract`` ends up ~1.1-1.2x the
+full pipeline there (tests/eval/RESULTS.md); sparser text gains more.
 
 Texts longer than ``window_chars`` are cut into windows at line or sentence ends, so
 memory stays bounded up to the 1 MB input limit. One pipeline per process, loaded lazily;
@@ -60,7 +62,10 @@ _BE_FORMS = frozenset(
 )
 _BASE_TAGS = frozenset({"NN", "NNP", "NNPS", "JJ", "VB", "VBP"})
 _POSSESSIVES = frozenset({"'s", "’s", "'", "’"})
-_EDGE_MARKS = frozenset({",", ";", ":", "/", "&", "-", "–", "—"})
+_JOINERS = frozenset({",", ";", ":", "/", "&", "-", "–", "—", '"', "“", "”", "«", "»"})
+_LEADING = _JOINERS | {"'", "‘", ")", "]"}
+_TRAILING = _JOINERS | {"(", "["}
+_LONG_RUN = re.compile(r"\S{101,}")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
 
 
@@ -69,6 +74,7 @@ class _Draft:
     """What one text has gathered so far, across its windows."""
 
     text: str
+    source: str  # what spaCy reads: ``text`` with overlong runs masked (``_tamed``)
     sentences: list[Span] = field(default_factory=list)
     mentions: list[ExtractedMention] = field(default_factory=list)
     relations: list[ExtractedRelation] = field(default_factory=list)
@@ -149,19 +155,27 @@ class SpacyExtractor:
     def sentences(self, texts: Sequence[str]) -> list[list[Span]]:
         _check_texts(texts)
         out: list[list[Span]] = [[] for _ in texts]
-        for index, offset, doc in self._run(texts, "sentences"):
-            out[index].extend(_sentence_spans(doc, doc.text, offset))
+        sources = [_tamed(text) for text in texts]
+        for index, start, end, doc in self._run(sources, "sentences"):
+            out[index].extend(_sentence_spans(doc, sources[index][start:end], start))
         return out
 
     def extract(self, texts: Sequence[str]) -> list[ExtractedText]:
+        """Mentions and relations. Its sentences are those of ``sentences`` except where
+        an entity runs across a boundary: those two sentences are joined."""
         _check_texts(texts)
-        drafts = [_Draft(text) for text in texts]
-        for index, offset, doc in self._run(texts, "ner"):
-            _read_window(drafts[index], doc, offset)
+        drafts = [_Draft(text, _tamed(text)) for text in texts]
+        for index, start, end, doc in self._run([d.source for d in drafts], "ner"):
+            _read_window(drafts[index], doc, start, end)
         candidates = [c for d in drafts for c in self._cooccur_or_candidates(d)]
         self._parse(candidates)
         return [
-            ExtractedText(tuple(d.sentences), tuple(d.mentions), tuple(d.relations)) for d in drafts
+            ExtractedText(
+                tuple(d.sentences),
+                tuple(d.mentions),
+                tuple(sorted(d.relations, key=lambda r: d.mentions[r.head].sentence)),
+            )
+            for d in drafts
         ]
 
     # --- passes -------------------------------------------------------------------------
@@ -170,7 +184,7 @@ class SpacyExtractor:
         """nlp.pipe under the lock, with spaCy's failures translated."""
         self.load()
         assert self._nlp is not None
-        n_process = self.n_process if count > self.batch_size else 1
+        n_process = self.n_process if count > self.batch_size else 1  # forks pay off past a batch
         try:
             yield from self._nlp.pipe(
                 texts,
@@ -181,8 +195,8 @@ class SpacyExtractor:
         except (ValueError, RuntimeError, MemoryError) as exc:
             raise BackendError(f"spaCy failed: {exc}", model=self.name) from exc
 
-    def _run(self, texts: Sequence[str], disable: str) -> Iterator[tuple[int, int, Doc]]:
-        """Every window of every text, processed: (text index, window offset, doc)."""
+    def _run(self, texts: Sequence[str], disable: str) -> Iterator[tuple[int, int, int, Doc]]:
+        """Every window of every text, processed and streamed: (text index, start, end, doc)."""
         pieces = [
             (index, start, end)
             for index, text in enumerate(texts)
@@ -190,9 +204,9 @@ class SpacyExtractor:
         ]
         sources = (texts[i][start:end] for i, start, end in pieces)
         with self._run_lock:
-            docs = list(self._pipe(sources, disable, len(pieces)))
-        for (index, start, _), doc in zip(pieces, docs, strict=True):
-            yield index, start, doc
+            docs = self._pipe(sources, disable, len(pieces))
+            for (index, start, end), doc in zip(pieces, docs, strict=True):
+                yield index, start, end, doc
 
     def _cooccur_or_candidates(self, draft: _Draft) -> Iterator[_Candidate]:
         """Sentences worth a parse; too long ones get co-occurrence relations only."""
@@ -206,7 +220,7 @@ class SpacyExtractor:
             if span.end - span.start > MAX_PARSE_CHARS:
                 _add_cooccurrence(draft, indexes, ())
                 continue
-            yield _Candidate(draft, span.start, draft.text[span.start : span.end], tuple(indexes))
+            yield _Candidate(draft, span.start, draft.source[span.start : span.end], tuple(indexes))
 
     def _parse(self, candidates: list[_Candidate]) -> None:
         if not candidates:
@@ -234,6 +248,16 @@ def _disable_except(nlp: Language, keep: Sequence[str]) -> list[str]:
         if listeners and wanted.intersection(listeners):
             wanted.add(name)
     return [name for name in nlp.pipe_names if name not in wanted]
+
+
+def _tamed(text: str) -> str:
+    """Mask runs of over 100 non-space characters, keeping every offset.
+
+    Why: spaCy's tokenizer peels prefixes and suffixes one at a time, quadratic in the
+    length of a run without spaces (16,000 emoji take 45 s). Such runs (URLs, base64,
+    emoji walls) hold no entity; an equal-length run of "x" is one cheap token.
+    """
+    return _LONG_RUN.sub(lambda m: "x" * len(m.group()), text)
 
 
 def _windows(text: str, limit: int) -> list[tuple[int, int]]:
@@ -285,9 +309,11 @@ def _entity_spans(doc: Doc, text: str) -> list[tuple[int, int, str]]:
         if ent.label_ not in ENTITY_LABELS:
             continue
         tokens = list(ent)
-        while len(tokens) > 1 and (_is_article(tokens[0]) or _is_edge(tokens[0])):
+        while len(tokens) > 1 and (_is_article(tokens[0]) or _is_edge(tokens[0], _LEADING)):
             tokens.pop(0)
-        while len(tokens) > 1 and (tokens[-1].text in _POSSESSIVES or _is_edge(tokens[-1])):
+        while len(tokens) > 1 and (
+            tokens[-1].text in _POSSESSIVES or _is_edge(tokens[-1], _TRAILING)
+        ):
             tokens.pop()
         start, end = tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
         start, end = _trimmed(text, start, end)
@@ -296,9 +322,9 @@ def _entity_spans(doc: Doc, text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def _is_edge(token: Token) -> bool:
-    """Whitespace or a joining mark ("Julio Iglesias &") never ends a name."""
-    return token.is_space or token.text in _EDGE_MARKS
+def _is_edge(token: Token, marks: frozenset[str]) -> bool:
+    """Whitespace, a joining mark ("Julio Iglesias &") or a lone quote never ends a name."""
+    return token.is_space or token.text in marks
 
 
 def _is_article(token: Token) -> bool:
@@ -323,8 +349,8 @@ def _merge_crossed(sentences: list[Span], entities: list[tuple[int, int, str]]) 
     return merged
 
 
-def _read_window(draft: _Draft, doc: Doc, offset: int) -> None:
-    text = doc.text  # rebuilt from the tokens on every access: read it once
+def _read_window(draft: _Draft, doc: Doc, offset: int, stop: int) -> None:
+    text = draft.source[offset:stop]  # what the doc holds (Doc.text rebuilds it each time)
     entities = _entity_spans(doc, text)
     sentences = _merge_crossed(_sentence_spans(doc, text, 0), entities)
     first = len(draft.sentences)
@@ -337,7 +363,7 @@ def _read_window(draft: _Draft, doc: Doc, offset: int) -> None:
             ExtractedMention(
                 start=start + offset,
                 end=end + offset,
-                text=text[start:end],
+                text=draft.text[start + offset : end + offset],
                 label=label,
                 sentence=first + k,
             )
