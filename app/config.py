@@ -49,7 +49,9 @@ class PipelineSettings(BaseModel):
     embedding_batch_size: int = Field(64, ge=1)
     embedding_precision: Literal["fp32", "bf16"] = "fp32"
     torch_threads: int = Field(1, ge=1)
-    workers: int = Field(1, ge=0, description="in-process ingestion workers (0: none)")
+    workers: int = Field(
+        2, ge=0, description="batches of documents processed at once in process (0: none)"
+    )
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> PipelineSettings:

@@ -37,6 +37,9 @@ Precision = Literal["fp32", "bf16"]
 __all__ = ["Precision", "SentenceTransformerEmbedder", "resolve_model_path"]
 
 
+_SAME_LENGTH = 0.6  # texts at least this fraction of a batch's longest share its batch
+
+
 class SentenceTransformerEmbedder:
     """Unit-length sentence embeddings on CPU (or another torch device), batched."""
 
@@ -155,16 +158,35 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         self.load()
-        # Longest first, like sentence-transformers does inside one call: batches of
-        # similar lengths pad little.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for batch in self._length_batches(texts):
             encoded = self._encode([texts[i] for i in batch])
             for i, vector in zip(batch, encoded.tolist(), strict=True):
                 vectors[i] = vector
         return vectors
+
+    def _length_batches(self, texts: Sequence[str]) -> list[list[int]]:
+        """Indexes of ``texts`` in batches of similar token length, longest first.
+
+        A batch is padded to its longest text, so mixing a 250-token chunk with 30-token
+        ones multiplies the work several times over (a batch of short paragraphs from
+        many documents ran at half speed). A new batch starts when the texts get much
+        shorter than the batch's first, or the batch is full.
+        """
+        lengths = [min(n, self.max_tokens) + 2 for n in self.count_tokens(texts)]
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        for i in order:
+            current = batches[-1] if batches else None
+            if (
+                current is None
+                or len(current) >= self.batch_size
+                or lengths[i] < lengths[current[0]] * _SAME_LENGTH
+            ):
+                batches.append([i])
+            else:
+                current.append(i)
+        return batches
 
     # --- helpers -------------------------------------------------------------------------
 

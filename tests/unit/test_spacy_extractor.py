@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -249,13 +248,12 @@ def test_unicode_never_breaks_offsets(extractor: SpacyExtractor, text: str) -> N
     check_sentences(text, spans)
 
 
-def test_runs_without_spaces_stay_fast(extractor: SpacyExtractor) -> None:
+@pytest.mark.timeout(120)  # a hang guard, not a speed target: unmasked, this takes many minutes
+def test_runs_without_spaces_are_masked(extractor: SpacyExtractor) -> None:
     """spaCy's tokenizer is quadratic on long affix runs; such runs are masked."""
     text = "Barack Obama visited Paris. " + "😀" * 20_000 + " " + "((" * 10_000 + " Rome."
-    started = time.perf_counter()
     [result] = extractor.extract([text])
     [spans] = extractor.sentences([text])
-    assert time.perf_counter() - started < 20  # unmasked: minutes
     assert [m.text for m in result.mentions][:2] == ["Barack Obama", "Paris"]
     check_offsets(text, result)
     check_sentences(text, spans)
