@@ -16,14 +16,15 @@ import os
 import platform
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder  # noqa: E402
-from tests.benchmarks.common import SHARED, read_jsonl, write_section  # noqa: E402
+from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from tests.benchmarks.common import SHARED, read_jsonl, write_section
 
 
 def qa_set(name: str, questions: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -105,7 +106,8 @@ def main() -> None:
             else "fp32 stays the default: bf16 is not faster here, or loses quality."
         )
     )
-    cpu = "avx512_bf16" if "avx512_bf16" in open("/proc/cpuinfo").read() else "no native bf16"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = "avx512_bf16" if "avx512_bf16" in flags else "no native bf16"
     header = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({cpu}), "
         "one torch thread. Reproduce: `python -m tests.benchmarks.precision "
