@@ -2,13 +2,16 @@
 # .venv, install the project and build what the server serves.
 
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first Python 3.11+ that really runs (pyenv shims exist for versions not selected).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+  if $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+    command -v $$p; break; fi; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint typecheck unit format schema bench eval browser clean help
+.PHONY: run test check unit format schema bench eval browser clean help
 
 help:
 	@echo "make run        start the server on embedded defaults (http://127.0.0.1:8000/graphql)"
@@ -21,8 +24,7 @@ help:
 include ops/graphiql/assets.mk
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-	  { echo "Python 3.11+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed: none found on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -54,7 +56,9 @@ schema: $(STAMP)
 	$(BIN)/kg export-schema
 
 bench: $(STAMP)
-	$(BIN)/python -m tests.benchmarks.ingest
+	$(BIN)/python -m tests.benchmarks.ingest --workers 1
+	$(BIN)/python -m tests.benchmarks.ingest --workers 2
+	$(BIN)/python -m tests.benchmarks.precision
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.eval.ner
