@@ -20,6 +20,7 @@ GRAPH_SCHEMES = ("sqlite", "bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "ne
 VECTOR_SCHEMES = ("edge", "local", "http", "https", "bolt", "neo4j", "bolt+s", "neo4j+s")
 BUS_SCHEMES = ("memory", "kafka")
 CACHE_SCHEMES = ("memory", "redis", "rediss")
+JOBS_SCHEMES = ("sqlite", "redis", "rediss")
 LLM_SCHEMES = ("extractive", "ollama")
 
 
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     vector_url: str = "edge://"  # empty path: <data_dir>/vectors
     bus_url: str = "memory://"
     cache_url: str = "memory://"
+    jobs_url: str = "sqlite://"  # empty path: <data_dir>/jobs.sqlite3
+    jobs_finished_ttl_seconds: float = Field(7 * 24 * 3600, gt=0)
     llm_url: str = "extractive://"
 
     graphiql: bool = True
@@ -104,6 +107,11 @@ class Settings(BaseSettings):
     @classmethod
     def _cache(cls, v: str) -> str:
         return _check_scheme(v, CACHE_SCHEMES)
+
+    @field_validator("jobs_url")
+    @classmethod
+    def _jobs(cls, v: str) -> str:
+        return _check_scheme(v, JOBS_SCHEMES)
 
     @field_validator("llm_url")
     @classmethod

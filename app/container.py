@@ -71,9 +71,14 @@ def make_vector_store(settings: Settings) -> VectorStore:
 
 
 def make_job_store(settings: Settings) -> JobStore:
+    url = settings.jobs_url
+    if _scheme(url) in ("redis", "rediss"):
+        from app.adapters.redis_job_store import RedisJobStore
+
+        return RedisJobStore(url, finished_ttl=settings.jobs_finished_ttl_seconds)
     from app.adapters.sqlite_job_store import SqliteJobStore
 
-    return SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+    return SqliteJobStore(settings.data_path(url, "jobs.sqlite3"))
 
 
 def make_bus(settings: Settings) -> EventBus:
@@ -90,7 +95,7 @@ def make_bus(settings: Settings) -> EventBus:
 def make_cache(settings: Settings) -> Cache:
     from app.adapters.aiocache_cache import AiocacheCache
 
-    return AiocacheCache(settings.cache_url)
+    return AiocacheCache(settings.cache_url, namespace="kg-cache")
 
 
 def make_extractor(settings: Settings) -> Extractor:

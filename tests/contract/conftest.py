@@ -5,15 +5,23 @@ unstarted store on a test's private directory. Calling it again gives a second s
 the same data, which is how the suites test that data survives close and reopen. A
 server-backed adapter (Neo4j) slots in as one more entry whose factory points at its
 test database and wipes it.
+
+Redis joins the job stores when ``KG_TEST_REDIS_URL`` names a running server (e.g.
+``redis://127.0.0.1:6390/0``); without it the redis cases are skipped, saying why. Each
+test gets its own random key namespace, and the keys are deleted when the session ends.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
+from app.adapters.redis_job_store import RedisJobStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.adapters.sqlite_job_store import SqliteJobStore
 from app.ports.graph_store import GraphStore
@@ -32,8 +40,47 @@ def _sqlite_job_store(root: Path) -> JobStore:
     return SqliteJobStore(root / "data" / "jobs.sqlite3")
 
 
+REDIS_URL_VAR = "KG_TEST_REDIS_URL"
+_redis_namespaces: set[str] = set()  # handed out this session, deleted at its end
+
+
+def _redis_job_store(root: Path) -> JobStore:
+    """A store on the test server, in a namespace kept under ``root`` so a second call
+    (same test) sees the same jobs and no other test does."""
+    url = os.environ.get(REDIS_URL_VAR)
+    if not url:
+        pytest.skip(f"{REDIS_URL_VAR} is not set: no Redis server to run the redis job store on")
+    marker = root / "redis-namespace"
+    if not marker.exists():
+        marker.write_text(f"kgtest-{uuid.uuid4().hex[:16]}")
+    namespace = marker.read_text()
+    _redis_namespaces.add(namespace)
+    return RedisJobStore(url, namespace=namespace)
+
+
 GRAPH_STORES: dict[str, GraphStoreFactory] = {"sqlite": _sqlite_graph_store}
-JOB_STORES: dict[str, JobStoreFactory] = {"sqlite": _sqlite_job_store}
+JOB_STORES: dict[str, JobStoreFactory] = {
+    "sqlite": _sqlite_job_store,
+    "redis": _redis_job_store,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _redis_test_keys_deleted() -> AsyncIterator[None]:
+    """Unfinished jobs never expire, so the session removes the namespaces it used."""
+    yield
+    url = os.environ.get(REDIS_URL_VAR)
+    if not url or not _redis_namespaces:
+        return
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        for namespace in sorted(_redis_namespaces):
+            keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
+            if keys:
+                await client.delete(*keys)
+    finally:
+        await client.aclose()
+    _redis_namespaces.clear()
 
 
 @pytest.fixture(params=sorted(GRAPH_STORES))

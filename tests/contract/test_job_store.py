@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import socket
 import sqlite3
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio
+import redis.exceptions
 
+from app.adapters.redis_job_store import RedisJobStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.adapters.sqlite_job_store import SqliteJobStore
 from app.domain import ids
 from app.domain.errors import (
+    BackendError,
     BadInputError,
     ConfigurationError,
     ConflictError,
@@ -162,6 +171,15 @@ async def test_unfinished_returns_requests_oldest_first(job_store: JobStore) -> 
     assert failed.error == "extractor crashed"
 
 
+async def test_jobs_created_at_one_instant_keep_their_creation_order(
+    job_store: JobStore,
+) -> None:
+    pairs = [queued(T0, f"Same instant {i}") for i in range(5)]
+    for job, request in pairs:
+        await job_store.create(job, request)
+    assert await job_store.unfinished() == [request for _, request in pairs]
+
+
 async def test_requests_round_trip_every_field(job_store: JobStore) -> None:
     job, _ = queued()
     plain = IngestionRequest(
@@ -218,6 +236,49 @@ async def test_jobs_survive_close_and_reopen(
         await reopened.close()
 
 
+async def test_two_stores_on_one_backend_share_jobs(
+    make_job_store: Callable[[], JobStore], job_store: JobStore
+) -> None:
+    """What lets any API process read a job: a second store on the same backend (another
+    process, in production) sees every write of the first at once, and the other way."""
+    other = make_job_store()
+    await other.start()
+    try:
+        job, request = queued()
+        await job_store.create(job, request)
+        assert await other.get([job.id]) == [job]
+        assert await other.unfinished() == [request]
+        with pytest.raises(ConflictError):
+            await other.create(job, request)
+
+        running = advanced(job, Stage.EXTRACTED)
+        await other.update(running)
+        assert await job_store.get([job.id]) == [running]
+        done = advanced(job, Stage.COMPLETED, JobStatus.COMPLETED)
+        await job_store.update(done)
+        assert await other.get([job.id]) == [done]
+        assert await other.unfinished() == []
+
+        pairs = [queued(T0 + timedelta(seconds=i), f"Shared {i}") for i in range(10)]
+        stores = (job_store, other)
+        await asyncio.gather(
+            *(stores[i % 2].create(job, req) for i, (job, req) in enumerate(pairs))
+        )
+        expected = [req for _, req in pairs]
+        assert await job_store.unfinished() == expected
+        assert await other.unfinished() == expected
+
+        raced, raced_request = queued(title="Raced")
+        outcomes = await asyncio.gather(
+            job_store.create(raced, raced_request),
+            other.create(raced, raced_request),
+            return_exceptions=True,
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["ConflictError", "NoneType"]
+    finally:
+        await other.close()
+
+
 async def test_calls_after_close_are_unavailable(job_store: JobStore) -> None:
     await job_store.close()
     with pytest.raises(UnavailableError):
@@ -253,3 +314,205 @@ async def test_sqlite_job_store_refuses_the_graph_file(tmp_path: Path) -> None:
     await graph.close()
     with pytest.raises(ConfigurationError, match="not a job database"):
         await SqliteJobStore(path).start()
+
+
+# --- Redis only -------------------------------------------------------------------------
+
+_REDIS_URL = os.environ.get("KG_TEST_REDIS_URL", "")
+needs_redis = pytest.mark.skipif(
+    not _REDIS_URL, reason="KG_TEST_REDIS_URL is not set: no Redis server to test against"
+)
+RedisStoreFactory = Callable[..., RedisJobStore]
+
+
+@pytest.fixture
+async def redis_raw() -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client on the test server, to look at and tamper with the stored keys."""
+    client = redis.asyncio.Redis.from_url(_REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make_redis_store(redis_raw: redis.asyncio.Redis) -> AsyncIterator[RedisStoreFactory]:
+    """Started stores in a namespace of this test's own; its keys are deleted after."""
+    namespace = f"kgtest-{uuid.uuid4().hex[:16]}"
+    built: list[RedisJobStore] = []
+
+    def make(suffix: str = "", **kwargs: Any) -> RedisJobStore:
+        store = RedisJobStore(_REDIS_URL, namespace + suffix, **kwargs)
+        built.append(store)
+        return store
+
+    yield make
+    for store in built:
+        await store.close()
+    keys = [key async for key in redis_raw.scan_iter(match=f"{namespace}*:*")]
+    if keys:
+        await redis_raw.delete(*keys)
+
+
+@needs_redis
+async def test_redis_keeps_an_index_of_unfinished_jobs_and_expires_finished_ones(
+    make_redis_store: RedisStoreFactory, redis_raw: redis.asyncio.Redis
+) -> None:
+    store = make_redis_store(finished_ttl=3600)
+    await store.start()
+    job, request = queued()
+    key, index = f"{store.namespace}:job:{job.id}", f"{store.namespace}:jobs:unfinished"
+    await store.create(job, request)
+    stored = await redis_raw.hgetall(key)
+    assert stored["status"] == "QUEUED"
+    assert stored["created_at"] == "2024-05-01T12:00:00.000000+00:00"
+    assert "Zürich, 東京, 🚀" in stored["request"]
+    assert await redis_raw.zrange(index, 0, -1) == [stored["pending"]]
+    assert await redis_raw.ttl(key) == -1  # unfinished: never expires
+
+    await store.update(advanced(job, Stage.EMBEDDED))
+    assert await redis_raw.ttl(key) == -1
+    await store.update(advanced(job, Stage.FAILED, JobStatus.FAILED))
+    stored = await redis_raw.hgetall(key)
+    assert "request" not in stored and "pending" not in stored
+    assert stored["error"] == "extractor crashed"
+    assert await redis_raw.zcard(index) == 0
+    assert 3500 < await redis_raw.ttl(key) <= 3600
+
+    await store.update(advanced(job, Stage.CHUNKED))  # running again (a retry)
+    assert await redis_raw.ttl(key) == -1
+    assert await store.unfinished() == []  # its request went when it finished
+
+
+@needs_redis
+async def test_redis_finished_jobs_disappear_after_their_ttl(
+    make_redis_store: RedisStoreFactory,
+) -> None:
+    store = make_redis_store(finished_ttl=0.2)
+    await store.start()
+    (done, done_req), (open_, open_req), (born_done, born_req) = (
+        queued(T0, "Done"),
+        queued(T0, "Open"),
+        queued(T0, "Born done"),
+    )
+    await store.create(done, done_req)
+    await store.create(open_, open_req)
+    await store.create(advanced(born_done, Stage.COMPLETED, JobStatus.COMPLETED), born_req)
+    await store.update(advanced(done, Stage.COMPLETED, JobStatus.COMPLETED))
+    await asyncio.sleep(0.4)
+    assert await store.get([done.id, open_.id, born_done.id]) == [None, open_, None]
+    assert await store.unfinished() == [open_req]
+    with pytest.raises(NotFoundError):
+        await store.update(advanced(done, Stage.FAILED, JobStatus.FAILED))
+
+
+@needs_redis
+async def test_redis_namespaces_do_not_see_each_other(
+    make_redis_store: RedisStoreFactory,
+) -> None:
+    first, second = make_redis_store(), make_redis_store("-other")
+    await first.start()
+    await second.start()
+    job, request = queued()
+    await first.create(job, request)
+    assert await second.get([job.id]) == [None]
+    assert await second.unfinished() == []
+    await second.create(job, request)  # no conflict in another namespace
+    await second.update(advanced(job, Stage.COMPLETED, JobStatus.COMPLETED))
+    assert await first.unfinished() == [request]
+
+
+@needs_redis
+async def test_redis_data_of_the_wrong_shape_is_a_backend_error(
+    make_redis_store: RedisStoreFactory, redis_raw: redis.asyncio.Redis
+) -> None:
+    store = make_redis_store()
+    await store.start()
+    await redis_raw.hset(
+        f"{store.namespace}:job:job_bad",
+        mapping={"status": "LOST", "stage": "QUEUED", "progress": "0.0"},
+    )
+    with pytest.raises(BackendError, match="job_bad"):
+        await store.get(["job_bad"])
+    await redis_raw.set(f"{store.namespace}:job:job_str", "not a hash")
+    await redis_raw.set(f"{store.namespace}:jobs:unfinished", "not a sorted set")
+    for call in (store.get(["job_str"]), store.unfinished()):
+        with pytest.raises(BackendError) as caught:
+            await call
+        assert not caught.value.retryable
+        assert isinstance(caught.value.__cause__, redis.exceptions.ResponseError)
+
+
+@needs_redis
+async def test_redis_refused_credentials_are_a_configuration_error() -> None:
+    server = urlsplit(_REDIS_URL)
+    secret = "s3cret-Passw0rd"
+    store = RedisJobStore(f"redis://nobody:{secret}@{server.netloc.rpartition('@')[2]}/0")
+    with pytest.raises(ConfigurationError) as caught:
+        await store.start()
+    assert secret not in str(caught.value)
+    assert isinstance(caught.value.__cause__, redis.exceptions.AuthenticationError)
+    with pytest.raises(UnavailableError, match="not started"):
+        await store.get(["job_x"])
+
+
+# --- Redis without a server -----------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_redis_unreachable_at_start_is_unavailable_and_names_the_server() -> None:
+    port = _closed_port()
+    store = RedisJobStore(f"redis://:pw-never-shown@127.0.0.1:{port}/3", timeout=1)
+    with pytest.raises(UnavailableError) as caught:
+        await store.start()
+    assert caught.value.retryable
+    assert f"127.0.0.1:{port}" in str(caught.value)
+    assert "pw-never-shown" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+    for call in (store.create(*queued()), store.update(queued()[0]), store.unfinished()):
+        with pytest.raises(UnavailableError, match="not started"):
+            await call
+    await store.close()  # closing a store that never started is fine
+
+
+async def test_redis_that_never_answers_times_out_as_unavailable() -> None:
+    """A peer that accepts the connection and stays silent: the timeout must fire."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        store = RedisJobStore(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+        with pytest.raises(UnavailableError) as caught:
+            await store.start()
+        assert caught.value.retryable
+        assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs", "match"),
+    [
+        ("http://127.0.0.1:6379/0", {}, "scheme"),
+        ("127.0.0.1:6379", {}, "scheme"),
+        ("redis://:hunter2@127.0.0.1:port/0", {}, "Redis URL"),
+        ("redis://:hunter2@127.0.0.1:6379/zero", {}, "Redis URL"),
+        ("redis://:hunter2@127.0.0.1:6379/0?socket_timeout=soon", {}, "Redis URL"),
+        ("redis://127.0.0.1:6379/0", {"namespace": ""}, "namespace"),
+        ("redis://127.0.0.1:6379/0", {"namespace": "a:b"}, "namespace"),
+        ("redis://127.0.0.1:6379/0", {"finished_ttl": 0}, "finished_ttl"),
+        ("redis://127.0.0.1:6379/0", {"timeout": 0}, "timeout"),
+    ],
+)
+def test_redis_bad_configuration_is_refused(url: str, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        RedisJobStore(url, **kwargs)
+    assert "hunter2" not in str(caught.value)

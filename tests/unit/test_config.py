@@ -49,6 +49,8 @@ def test_environment_and_nested_values(monkeypatch: pytest.MonkeyPatch, tmp_path
         ("KG_BUS_URL", "rabbit://x", "KG_BUS_URL"),
         ("KG_CACHE_URL", "memcached://x", "KG_CACHE_URL"),
         ("KG_LLM_URL", "openai://x", "KG_LLM_URL"),
+        ("KG_JOBS_URL", "postgres://x", "KG_JOBS_URL"),
+        ("KG_JOBS_FINISHED_TTL_SECONDS", "0", "KG_JOBS_FINISHED_TTL_SECONDS"),
         ("KG_LOG_LEVEL", "LOUD", "KG_LOG_LEVEL"),
         ("KG_LIMITS__MAX_TEXT_BYTES", "0", "KG_LIMITS__MAX_TEXT_BYTES"),
         ("KG_PIPELINE__EMBEDDING_PRECISION", "fp8", "KG_PIPELINE__EMBEDDING_PRECISION"),

@@ -1,0 +1,52 @@
+"""The composition root picks an adapter per port from the URLs, and refuses what this
+build cannot serve with a message naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
+from app.adapters.qdrant_vector_store import QdrantVectorStore
+from app.adapters.redis_job_store import RedisJobStore
+from app.adapters.sqlite_graph_store import SqliteGraphStore
+from app.adapters.sqlite_job_store import SqliteJobStore
+from app.config import load_settings
+from app.container import build_container
+from app.domain.errors import ConfigurationError
+from app.observability.instrument import uninstrumented
+
+
+def test_embedded_defaults(tmp_path: Path) -> None:
+    c = build_container(load_settings(data_dir=tmp_path))
+    assert isinstance(uninstrumented(c.graph), SqliteGraphStore)
+    assert isinstance(uninstrumented(c.vectors), QdrantEdgeVectorStore)
+    assert isinstance(uninstrumented(c.jobs), SqliteJobStore)
+
+
+def test_urls_pick_adapters(tmp_path: Path) -> None:
+    c = build_container(
+        load_settings(
+            data_dir=tmp_path,
+            vector_url="local://",
+            jobs_url="redis://127.0.0.1:6399/0",
+        )
+    )
+    assert isinstance(uninstrumented(c.vectors), QdrantVectorStore)
+    assert isinstance(uninstrumented(c.jobs), RedisJobStore)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("graph_url", "bolt://127.0.0.1:7687", "KG_GRAPH_URL"),
+        ("vector_url", "bolt://127.0.0.1:7687", "KG_VECTOR_URL"),
+        ("bus_url", "kafka://127.0.0.1:9092", "KG_BUS_URL"),
+    ],
+)
+def test_backends_not_in_this_build_are_refused(
+    tmp_path: Path, setting: str, value: str, says: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        build_container(load_settings(data_dir=tmp_path, **{setting: value}))
