@@ -63,6 +63,8 @@ def _drop_formatted_message(_: WrappedLogger, __: str, event_dict: EventDict) ->
     first; it repeats ``event``."""
     if "_record" in event_dict and event_dict.get("message") == event_dict.get("event"):
         del event_dict["message"]
+    # uvicorn adds a copy of its message with terminal colour codes for its own formatter.
+    event_dict.pop("color_message", None)
     return event_dict
 
 
