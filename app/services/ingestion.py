@@ -118,12 +118,16 @@ class IngestionService:
                 if event.status.finished:
                     return
         finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _unsubscribe(events)
 
-    def all_events(self) -> AsyncIterator[IngestionEvent]:
-        return self._bus.events()
+    async def all_events(self) -> AsyncIterator[IngestionEvent]:
+        """Every event from now on; the subscription ends with the client's."""
+        events = self._bus.events()
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await _unsubscribe(events)
 
     async def delete_document(self, doc_id: str) -> DeletedDocument:
         if kind_of(doc_id) is not Kind.DOCUMENT:
@@ -140,3 +144,9 @@ class IngestionService:
             relations=len(deleted.removed_relation_ids),
         )
         return deleted
+
+
+async def _unsubscribe(events: AsyncIterator[IngestionEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
