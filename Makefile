@@ -17,11 +17,13 @@ help:
 	@echo "make run        start the server on embedded defaults (http://127.0.0.1:8000/graphql)"
 	@echo "make test       lint, type-check and run every test suite"
 	@echo "make check      ruff, mypy strict and import-linter only"
+	@echo "make services-up / services-down   real Neo4j, Kafka, Redis on 127.0.0.1"
 	@echo "make schema     regenerate graphql_schema/schema.graphql"
 	@echo "make bench      ingestion benchmark (tests/benchmarks/RESULTS.md)"
 	@echo "make eval       NER evaluation (tests/eval/RESULTS.md)"
 
 include ops/graphiql/assets.mk
+include ops/services/services.mk
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is needed: none found on PATH"; exit 1; }
@@ -42,8 +44,10 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) assets browser check
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Real Neo4j, Kafka and Redis on 127.0.0.1 (started once, reused while they run; stop
+# them with `make services-down`); every suite runs against them.
+test: $(STAMP) assets browser check services-up
+	. .services/env && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
