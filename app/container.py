@@ -87,9 +87,9 @@ def make_bus(settings: Settings) -> EventBus:
         from app.adapters.memory_event_bus import MemoryEventBus
 
         return MemoryEventBus()
-    raise ConfigurationError(
-        f"KG_BUS_URL: the {scheme}:// event bus is not part of this build yet; use memory://"
-    )
+    from app.adapters.kafka_event_bus import kafka_bus_from_url
+
+    return kafka_bus_from_url(settings.bus_url)
 
 
 def make_cache(settings: Settings) -> Cache:

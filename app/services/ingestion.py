@@ -28,6 +28,8 @@ from app.services.validation import check_batch, clean_document
 
 log = structlog.get_logger(__name__)
 
+_STAGE_ORDER = {stage: i for i, stage in enumerate(Stage)}
+
 
 class IngestionService:
     def __init__(
@@ -109,11 +111,13 @@ class IngestionService:
             yield event_of(current)
             if current.status.finished:
                 return
-            last = current.stage
+            last = _STAGE_ORDER[current.stage]
             async for event in events:
-                if event.job_id != job or event.stage == last:
+                # Events can arrive late (another process, another partition): a stage
+                # at or before the one already reported is old news.
+                if event.job_id != job or _STAGE_ORDER[event.stage] <= last:
                     continue
-                last = event.stage
+                last = _STAGE_ORDER[event.stage]
                 yield event
                 if event.status.finished:
                     return

@@ -7,11 +7,14 @@ overflow it quickly; an adapter without such a buffer may ignore it.
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import pytest
 
+from app.adapters.kafka_event_bus import kafka_bus_from_url
 from app.adapters.memory_event_bus import MemoryEventBus
 from app.domain.errors import BadInputError, UnavailableError
 from app.domain.models import (
@@ -25,8 +28,30 @@ from app.ports.event_bus import Delivery, EventBus
 
 BusFactory = Callable[[int], EventBus]
 
+KAFKA_URL_VAR = "KG_TEST_KAFKA_URL"
+
+
+def _kafka_bus(buffer: int) -> EventBus:
+    """A bus on the test broker (``KG_TEST_KAFKA_URL``) with topics and a group of its own,
+    so no test sees another's messages. One partition: Kafka keeps order per partition,
+    and this suite checks the global order of requests."""
+    url = os.environ.get(KAFKA_URL_VAR)
+    if not url:
+        pytest.skip(f"{KAFKA_URL_VAR} is not set: no Kafka broker to run the kafka event bus on")
+    unique = f"kgtest-{uuid.uuid4().hex[:12]}"
+    return kafka_bus_from_url(
+        url,
+        requests_topic=f"{unique}.requests",
+        events_topic=f"{unique}.events",
+        group_id=unique,
+        partitions=1,
+        max_queue=buffer,
+    )
+
+
 BUSES: dict[str, BusFactory] = {
     "memory": lambda buffer: MemoryEventBus(max_queue=buffer),
+    "kafka": _kafka_bus,
 }
 
 BUFFER = 16

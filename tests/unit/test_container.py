@@ -42,7 +42,6 @@ def test_urls_pick_adapters(tmp_path: Path) -> None:
     [
         ("graph_url", "bolt://127.0.0.1:7687", "KG_GRAPH_URL"),
         ("vector_url", "bolt://127.0.0.1:7687", "KG_VECTOR_URL"),
-        ("bus_url", "kafka://127.0.0.1:9092", "KG_BUS_URL"),
     ],
 )
 def test_backends_not_in_this_build_are_refused(
