@@ -33,11 +33,10 @@ other Kafka error is ``BackendError``, retryable when Kafka says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -47,41 +46,35 @@ import structlog
 from aiokafka import (  # type: ignore[import-untyped]
     AIOKafkaConsumer,
     AIOKafkaProducer,
-    ConsumerRebalanceListener,
-    TopicPartition,
 )
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from aiokafka.errors import (  # type: ignore[import-untyped]
     ConsumerStoppedError,
-    IllegalOperation,
-    KafkaConnectionError,
     KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    NoBrokersAvailable,
-    NodeNotReadyError,
-    RequestTimedOutError,
     TopicAlreadyExistsError,
     for_code,
 )
 
 from app.adapters.kafka_codec import (
     decode_event,
-    decode_request,
     encode_event,
     encode_request,
     request_id_headers,
     request_id_of,
 )
+from app.adapters.kafka_requests import _RequestReader, _Requests
+from app.adapters.kafka_support import (
+    _REFUSED_SETTINGS,
+    _stop_quietly,
+    _translated,
+)
 from app.domain.errors import (
     BackendError,
-    BadInputError,
     ConfigurationError,
-    KGError,
     UnavailableError,
 )
 from app.domain.models import IngestionEvent, IngestionRequest
-from app.observability.logging import bind_request_id, clear_request_id, current_request_id
+from app.observability.logging import current_request_id
 from app.observability.metrics import EVENTS_DROPPED
 
 T = TypeVar("T")
@@ -89,16 +82,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_PORT = 9092
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_UNAVAILABLE = (
-    KafkaConnectionError,
-    NoBrokersAvailable,
-    KafkaTimeoutError,
-    RequestTimedOutError,
-    NodeNotReadyError,
-    TimeoutError,
-)
-_REFUSED_SETTINGS = {37, 38, 40, 44}  # invalid partitions, replication, config; policy
-_JOIN_TIMEOUT = 30.0  # seconds for the first group join of a requests consumer
 _EVENTS_RETENTION_MS = 3_600_000  # events matter live only; readers start at the end
 
 
@@ -150,236 +133,6 @@ def _broker(item: str) -> str:
     if not host or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigurationError(f"bad Kafka broker address {item!r} (want host:port)")
     return f"{host}:{port}"
-
-
-def kafka_error(exc: BaseException, action: str, where: str) -> KGError:
-    """Our error for a driver failure while ``action`` against ``where``."""
-    detail = str(exc) or type(exc).__name__
-    if type(exc) is TimeoutError:
-        detail = "no answer in time"
-    if isinstance(exc, MessageSizeTooLargeError):
-        return BadInputError(f"a message is too large for the Kafka bus at {where}: {detail}")
-    if isinstance(exc, _UNAVAILABLE):
-        return UnavailableError(f"Kafka at {where} is unavailable while {action}: {detail}")
-    retryable = bool(getattr(exc, "retriable", False))
-    return BackendError(f"Kafka at {where} failed while {action}: {detail}", retryable=retryable)
-
-
-@contextlib.contextmanager
-def _translated(action: str, where: str) -> Iterator[None]:
-    try:
-        yield
-    except KGError:
-        raise
-    except (KafkaError, TimeoutError) as exc:
-        raise kafka_error(exc, action, where) from exc
-
-
-class ContiguousCommits:
-    """Per partition, the offset a consumer may commit: one past the longest prefix of
-    its deliveries (in delivery order) that are all acknowledged. Pure bookkeeping.
-
-    Each partition has an epoch; ``revoke`` starts a new one and forgets the partition,
-    so an acknowledgement of a delivery made before the partition moved is ignored."""
-
-    def __init__(self) -> None:
-        self._order: dict[int, deque[int]] = {}  # delivered, not yet committable
-        self._waiting: dict[int, set[int]] = {}  # delivered, not acknowledged
-        self._epoch: dict[int, int] = {}
-        self._commit: dict[int, int] = {}
-
-    def delivered(self, partition: int, offset: int) -> int:
-        """Note a delivery; returns the epoch to give back to ``acked``."""
-        order = self._order.setdefault(partition, deque())
-        if (order and offset <= order[-1]) or offset < self._commit.get(partition, 0):
-            raise ValueError(f"offset {offset} of partition {partition} delivered out of order")
-        order.append(offset)
-        self._waiting.setdefault(partition, set()).add(offset)
-        return self._epoch.get(partition, 0)
-
-    def acked(self, partition: int, offset: int, epoch: int) -> int | None:
-        """Note an acknowledgement; the new commit offset when the prefix grew, else None
-        (also for a repeated or stale acknowledgement)."""
-        waiting = self._waiting.get(partition)
-        if epoch != self._epoch.get(partition, 0) or not waiting or offset not in waiting:
-            return None
-        waiting.remove(offset)
-        order = self._order[partition]
-        advanced: int | None = None
-        while order and order[0] not in waiting:
-            advanced = order.popleft() + 1
-        if advanced is not None:
-            self._commit[partition] = advanced
-        return advanced
-
-    def committable(self, partition: int) -> int | None:
-        return self._commit.get(partition)
-
-    def outstanding(self, partition: int) -> int:
-        """Deliveries of the partition not yet covered by the commit offset."""
-        return len(self._order.get(partition, ()))
-
-    def epoch(self, partition: int) -> int:
-        return self._epoch.get(partition, 0)
-
-    def revoke(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
-            self._epoch[partition] = self._epoch.get(partition, 0) + 1
-            for table in (self._order, self._waiting, self._commit):
-                table.pop(partition, None)
-
-
-class KafkaDelivery:
-    """A request from the requests topic; ``ack`` commits as far as contiguity allows."""
-
-    __slots__ = ("_epoch", "_reader", "acked", "offset", "partition", "request")
-
-    def __init__(
-        self,
-        request: IngestionRequest,
-        partition: int,
-        offset: int,
-        epoch: int,
-        reader: _RequestReader,
-    ) -> None:
-        self.request = request
-        self.partition = partition
-        self.offset = offset
-        self.acked = False
-        self._epoch = epoch
-        self._reader = reader
-
-    async def ack(self) -> None:
-        """Idempotent; never raises for a failed commit (that only means redelivery)."""
-        if not self.acked:
-            self.acked = True
-            await self._reader.ack(self.partition, self.offset, self._epoch)
-
-
-class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, reader: _RequestReader) -> None:
-        self._reader = reader
-
-    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
-        self._reader.revoked({tp.partition for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
-        self._reader.assigned({tp.partition for tp in assigned})
-
-
-class _RequestReader:
-    """The process's one group consumer of the requests topic, started on first use."""
-
-    def __init__(self, bus: KafkaEventBus) -> None:
-        self._bus = bus
-        self._consumer: Any = None
-        self._tracker = ContiguousCommits()
-        self._committed: dict[int, int] = {}
-        self._start_lock = asyncio.Lock()
-        self._fetch_lock = asyncio.Lock()
-        self._commit_lock = asyncio.Lock()
-        self.partitions: frozenset[int] = frozenset()
-
-    async def next_delivery(self) -> KafkaDelivery:
-        consumer = await self._started()
-        async with self._fetch_lock:
-            while True:
-                with _translated("reading requests", self._bus.where):
-                    record = await consumer.getone()
-                epoch = self._delivered(record.partition, record.offset)
-                request_id = request_id_of(record.headers)
-                try:
-                    request = decode_request(record.value, request_id)
-                except BackendError as exc:  # unreadable by any worker: skip it, logged
-                    log.error(
-                        "event_bus.request_unreadable",
-                        partition=record.partition,
-                        offset=record.offset,
-                        error=exc.message,
-                        request_id=request_id,
-                    )
-                    await self.ack(record.partition, record.offset, epoch)
-                    continue
-                return KafkaDelivery(request, record.partition, record.offset, epoch, self)
-
-    def _delivered(self, partition: int, offset: int) -> int:
-        try:
-            return self._tracker.delivered(partition, offset)
-        except ValueError:  # the consumer went back (a reset): older deliveries are stale
-            log.warning("event_bus.position_moved_back", partition=partition, offset=offset)
-            self._tracker.revoke([partition])
-            self._committed.pop(partition, None)
-            return self._tracker.delivered(partition, offset)
-
-    async def ack(self, partition: int, offset: int, epoch: int) -> None:
-        if self._tracker.acked(partition, offset, epoch) is None:
-            return
-        async with self._commit_lock:  # one commit at a time, never going backwards
-            target = self._tracker.committable(partition)
-            consumer = self._consumer
-            if consumer is None or target is None or target <= self._committed.get(partition, -1):
-                return
-            try:
-                await consumer.commit({TopicPartition(self._bus.requests_topic, partition): target})
-            except (KafkaError, IllegalOperation) as exc:
-                log.warning(
-                    "event_bus.commit_failed",
-                    partition=partition,
-                    offset=target,
-                    error=str(exc) or type(exc).__name__,
-                )
-                return
-            if self._tracker.epoch(partition) == epoch:
-                self._committed[partition] = target
-
-    def revoked(self, partitions: set[int]) -> None:
-        if not partitions:  # the first join revokes nothing
-            return
-        pending = sum(self._tracker.outstanding(p) for p in partitions)
-        self._tracker.revoke(partitions)
-        for partition in partitions:
-            self._committed.pop(partition, None)
-        self.partitions = self.partitions - partitions
-        log.info("event_bus.partitions_revoked", partitions=sorted(partitions), unacked=pending)
-
-    def assigned(self, partitions: set[int]) -> None:
-        self.partitions = frozenset(partitions)
-        log.info("event_bus.partitions_assigned", partitions=sorted(partitions))
-
-    async def stop(self) -> None:
-        async with self._start_lock, self._commit_lock:
-            consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await _stop_quietly(consumer, "requests consumer")
-        self.partitions = frozenset()
-
-    async def _started(self) -> Any:
-        async with self._start_lock:
-            if self._consumer is not None:
-                return self._consumer
-            bus = self._bus
-            if bus.closed:
-                raise ConsumerStoppedError
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=bus.bootstrap,
-                client_id=f"{bus.client_id}-requests",
-                group_id=bus.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",  # requests sent before the group existed
-                max_partition_fetch_bytes=bus.max_message_bytes,
-                heartbeat_interval_ms=1000,  # notices a rebalance within a second
-                session_timeout_ms=10_000,
-            )
-            consumer.subscribe([bus.requests_topic], listener=_RebalanceListener(self))
-            try:
-                with _translated("joining the consumer group", bus.where):
-                    async with asyncio.timeout(_JOIN_TIMEOUT):
-                        await consumer.start()
-            except BaseException:
-                await _stop_quietly(consumer, "requests consumer")
-                raise
-            self._consumer = consumer
-            return consumer
 
 
 class KafkaEventSubscription:
@@ -434,30 +187,6 @@ class KafkaEventSubscription:
         self._items.clear()
         self._wake.set()
         self._bus._subscribers.discard(self)
-
-
-class _Requests:
-    """``requests()``: deliveries from this process's group consumer until the bus closes."""
-
-    def __init__(self, bus: KafkaEventBus) -> None:
-        self._bus = bus
-
-    def __aiter__(self) -> _Requests:
-        return self
-
-    async def __anext__(self) -> KafkaDelivery:
-        bus = self._bus
-        if bus.closed:
-            raise StopAsyncIteration
-        bus._check_started()
-        delivery = await bus._until_closed(bus._reader.next_delivery())
-        if delivery is None:
-            raise StopAsyncIteration
-        if delivery.request.request_id:
-            bind_request_id(delivery.request.request_id)
-        else:
-            clear_request_id()
-        return delivery
 
 
 class KafkaEventBus:
@@ -786,24 +515,3 @@ class KafkaEventBus:
                     partitions=count,
                     configured=self.partitions,
                 )
-
-
-async def _stop_quietly(client: Any, what: str, within: float = 10.0) -> None:
-    """Stop or close an aiokafka client; a failure is logged (we are leaving anyway)."""
-    stop = getattr(client, "stop", None) or client.close
-    try:
-        async with asyncio.timeout(within):
-            await stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # we are being cancelled
-        # aiokafka's fetcher re-raises the cancellation of its own fetch tasks on close
-        # (the broker is gone), before the consumer closes its connections: close them.
-        log.warning("event_bus.stop_failed", client=what, error="cancelled inside aiokafka")
-        inner = getattr(client, "_client", None)
-        if inner is not None:
-            with contextlib.suppress(Exception):
-                await inner.close()
-    except Exception as exc:  # TimeoutError too
-        log.warning("event_bus.stop_failed", client=what, error=str(exc) or type(exc).__name__)

@@ -35,12 +35,8 @@ from app.adapters.kafka_codec import (
     encode_request,
     request_id_of,
 )
-from app.adapters.kafka_event_bus import (
-    ContiguousCommits,
-    KafkaDelivery,
-    KafkaEventBus,
-    kafka_bus_from_url,
-)
+from app.adapters.kafka_event_bus import KafkaEventBus, kafka_bus_from_url
+from app.adapters.kafka_requests import ContiguousCommits, KafkaDelivery
 from app.domain.errors import BackendError, BadInputError, ConfigurationError, UnavailableError
 from app.domain.models import DocumentInput, IngestionEvent, IngestionRequest, JobStatus, Stage
 from app.observability.logging import bind_request_id, clear_request_id, current_request_id
