@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.errors import ConfigurationError
@@ -64,6 +71,18 @@ class PipelineSettings(BaseModel):
         return self
 
 
+class Neo4jSettings(BaseModel):
+    """Credentials and pool of the Neo4j driver (graph store, and vectors on Neo4j).
+    Credentials may also be given in the URL (``bolt://user:password@host:7687``)."""
+
+    user: str | None = None
+    password: SecretStr | None = None
+    database: str | None = None
+    pool_size: int = Field(50, ge=1)
+    acquire_timeout: float = Field(30.0, gt=0)
+    query_timeout: float = Field(60.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KG_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -87,6 +106,7 @@ class Settings(BaseSettings):
 
     limits: LimitSettings = LimitSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    neo4j: Neo4jSettings = Neo4jSettings()
 
     @field_validator("graph_url")
     @classmethod

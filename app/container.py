@@ -44,8 +44,17 @@ def make_graph_store(settings: Settings) -> GraphStore:
         from app.adapters.sqlite_graph_store import SqliteGraphStore
 
         return SqliteGraphStore(settings.data_path(settings.graph_url, "graph.sqlite3"))
-    raise ConfigurationError(
-        f"KG_GRAPH_URL: the {scheme}:// graph store is not part of this build yet; use sqlite://"
+    from app.adapters.neo4j_graph_store import Neo4jGraphStore
+
+    n = settings.neo4j
+    return Neo4jGraphStore(
+        settings.graph_url,
+        n.user,
+        n.password.get_secret_value() if n.password else None,
+        database=n.database,
+        pool_size=n.pool_size,
+        acquire_timeout=n.acquire_timeout,
+        query_timeout=n.query_timeout,
     )
 
 

@@ -6,6 +6,11 @@ the same data, which is how the suites test that data survives close and reopen.
 server-backed adapter (Neo4j) slots in as one more entry whose factory points at its
 test database and wipes it.
 
+Neo4j joins the graph stores when ``KG_TEST_NEO4J_URL`` names a running server (with
+``KG_TEST_NEO4J_USER`` and ``KG_TEST_NEO4J_PASSWORD``; no password means auth is off);
+without it the neo4j cases are skipped, saying why. Community edition has one database,
+so the first store of each test wipes the graph store's labels before the test runs.
+
 Redis joins the job stores when ``KG_TEST_REDIS_URL`` names a running server (e.g.
 ``redis://127.0.0.1:6390/0``); without it the redis cases are skipped, saying why. Each
 test gets its own random key namespace, and the keys are deleted when the session ends.
@@ -18,9 +23,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import neo4j
 import pytest
 import redis.asyncio
 
+from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.redis_job_store import RedisJobStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.adapters.sqlite_job_store import SqliteJobStore
@@ -38,6 +45,31 @@ def _sqlite_graph_store(root: Path) -> GraphStore:
 
 def _sqlite_job_store(root: Path) -> JobStore:
     return SqliteJobStore(root / "data" / "jobs.sqlite3")
+
+
+NEO4J_URL_VAR = "KG_TEST_NEO4J_URL"
+# Every label the graph store writes; only these are wiped, never the whole database.
+_NEO4J_WIPE = (
+    "MATCH (n) WHERE n:Document OR n:Chunk OR n:Entity OR n:Relation "
+    "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+)
+
+
+def _neo4j_graph_store(root: Path) -> GraphStore:
+    """A store on the test server; the first one of a test starts from an empty graph,
+    a second one (same test) sees what the first wrote."""
+    url = os.environ.get(NEO4J_URL_VAR)
+    if not url:
+        pytest.skip(f"{NEO4J_URL_VAR} is not set: no Neo4j server to run the neo4j graph store on")
+    user = os.environ.get("KG_TEST_NEO4J_USER") or "neo4j"
+    password = os.environ.get("KG_TEST_NEO4J_PASSWORD") or None
+    marker = root / "neo4j-wiped"
+    if not marker.exists():
+        auth = None if password is None else (user, password)
+        with neo4j.GraphDatabase.driver(url, auth=auth) as driver, driver.session() as session:
+            session.run(_NEO4J_WIPE).consume()
+        marker.touch()
+    return Neo4jGraphStore(url, user, password, query_timeout=30.0)
 
 
 REDIS_URL_VAR = "KG_TEST_REDIS_URL"
@@ -58,7 +90,10 @@ def _redis_job_store(root: Path) -> JobStore:
     return RedisJobStore(url, namespace=namespace)
 
 
-GRAPH_STORES: dict[str, GraphStoreFactory] = {"sqlite": _sqlite_graph_store}
+GRAPH_STORES: dict[str, GraphStoreFactory] = {
+    "sqlite": _sqlite_graph_store,
+    "neo4j": _neo4j_graph_store,
+}
 JOB_STORES: dict[str, JobStoreFactory] = {
     "sqlite": _sqlite_job_store,
     "redis": _redis_job_store,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from app.adapters.kafka_event_bus import KafkaEventBus
+from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.qdrant_vector_store import QdrantVectorStore
 from app.adapters.redis_job_store import RedisJobStore
@@ -29,18 +31,21 @@ def test_urls_pick_adapters(tmp_path: Path) -> None:
     c = build_container(
         load_settings(
             data_dir=tmp_path,
+            graph_url="bolt://127.0.0.1:7699",
             vector_url="local://",
             jobs_url="redis://127.0.0.1:6399/0",
+            bus_url="kafka://127.0.0.1:9099",
         )
     )
+    assert isinstance(uninstrumented(c.graph), Neo4jGraphStore)
     assert isinstance(uninstrumented(c.vectors), QdrantVectorStore)
     assert isinstance(uninstrumented(c.jobs), RedisJobStore)
+    assert isinstance(c.bus, KafkaEventBus)
 
 
 @pytest.mark.parametrize(
     ("setting", "value", "says"),
     [
-        ("graph_url", "bolt://127.0.0.1:7687", "KG_GRAPH_URL"),
         ("vector_url", "bolt://127.0.0.1:7687", "KG_VECTOR_URL"),
     ],
 )
