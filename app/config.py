@@ -24,7 +24,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.domain.errors import ConfigurationError
 
 GRAPH_SCHEMES = ("sqlite", "bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc")
-VECTOR_SCHEMES = ("edge", "local", "http", "https", "bolt", "neo4j", "bolt+s", "neo4j+s")
+VECTOR_SCHEMES = (
+    "edge",
+    "local",
+    "http",
+    "https",
+    "bolt",
+    "neo4j",
+    "bolt+s",
+    "neo4j+s",
+    "bolt+ssc",
+    "neo4j+ssc",
+)
 BUS_SCHEMES = ("memory", "kafka")
 CACHE_SCHEMES = ("memory", "redis", "rediss")
 JOBS_SCHEMES = ("sqlite", "redis", "rediss")

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
+from pydantic import SecretStr
 
 from app.config import Settings
-from app.domain.errors import ConfigurationError
 from app.observability.instrument import instrument
 from app.pipeline.ingest import IngestionPipeline
 from app.pipeline.progress import JobTracker
@@ -47,15 +47,21 @@ def make_graph_store(settings: Settings) -> GraphStore:
     from app.adapters.neo4j_graph_store import Neo4jGraphStore
 
     n = settings.neo4j
-    return Neo4jGraphStore(
-        settings.graph_url,
-        n.user,
-        n.password.get_secret_value() if n.password else None,
-        database=n.database,
-        pool_size=n.pool_size,
-        acquire_timeout=n.acquire_timeout,
-        query_timeout=n.query_timeout,
-    )
+    return Neo4jGraphStore(settings.graph_url, n.user, _secret(n.password), **_neo4j_pool(settings))
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _neo4j_pool(settings: Settings) -> dict[str, Any]:
+    n = settings.neo4j
+    return {
+        "database": n.database,
+        "pool_size": n.pool_size,
+        "acquire_timeout": n.acquire_timeout,
+        "query_timeout": n.query_timeout,
+    }
 
 
 def make_vector_store(settings: Settings) -> VectorStore:
@@ -73,10 +79,10 @@ def make_vector_store(settings: Settings) -> VectorStore:
         from app.adapters.qdrant_vector_store import QdrantVectorStore
 
         return QdrantVectorStore(url=url, path=None)
-    raise ConfigurationError(
-        f"KG_VECTOR_URL: the {scheme}:// vector store is not part of this build yet; "
-        "use edge://, local:// or http(s)://"
-    )
+    from app.adapters.neo4j_vector_store import Neo4jVectorStore
+
+    n = settings.neo4j
+    return Neo4jVectorStore(url, n.user, _secret(n.password), **_neo4j_pool(settings))
 
 
 def make_job_store(settings: Settings) -> JobStore:

@@ -11,12 +11,16 @@ Vectors are deterministic: seeded numpy draws, normalised to unit length.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import neo4j
 import numpy as np
 import numpy.typing as npt
+import pytest
 
+from app.adapters import neo4j_vector_store as n4v
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.qdrant_vector_store import QdrantVectorStore
 from app.domain.models import VectorPoint
@@ -36,9 +40,38 @@ def _qdrant_local(root: Path) -> VectorStore:
     return QdrantVectorStore(url=None, path=root / "qdrant_local")
 
 
+NEO4J_URL_VAR = "KG_TEST_NEO4J_URL"
+# Only the vector store's own label and schema are wiped, never the whole database.
+_NEO4J_VECTOR_WIPE = (
+    f"MATCH (v:{n4v.LABEL}) CALL (v) {{ DETACH DELETE v }} IN TRANSACTIONS OF 10000 ROWS",
+    f"DROP INDEX {n4v.VECTOR_INDEX} IF EXISTS",  # the next test may use another dimension
+)
+
+
+def _neo4j(root: Path) -> VectorStore:
+    """The store on the test server (``KG_TEST_NEO4J_URL``, with ``KG_TEST_NEO4J_USER``
+    and ``KG_TEST_NEO4J_PASSWORD``; no password means auth is off). The first store of a
+    test starts empty, a second one (same test) sees what the first wrote."""
+    url = os.environ.get(NEO4J_URL_VAR)
+    if not url:
+        pytest.skip(f"{NEO4J_URL_VAR} is not set: no Neo4j server to run the neo4j vector store on")
+    user = os.environ.get("KG_TEST_NEO4J_USER") or "neo4j"
+    password = os.environ.get("KG_TEST_NEO4J_PASSWORD") or None
+    marker = root / "neo4j-vectors-wiped"
+    if not marker.exists():
+        auth = None if password is None else (user, password)
+        with neo4j.GraphDatabase.driver(url, auth=auth) as driver:
+            for statement in _NEO4J_VECTOR_WIPE:
+                with driver.session() as session:
+                    session.run(statement).consume()
+        marker.touch()
+    return n4v.Neo4jVectorStore(url, user, password, query_timeout=30.0)
+
+
 VECTOR_STORES: dict[str, StoreFactory] = {
     "qdrant_edge": _qdrant_edge,
     "qdrant_local": _qdrant_local,
+    "neo4j": _neo4j,
 }
 
 # Backends that keep their state in a local directory owned by one process.

@@ -9,6 +9,7 @@ import pytest
 
 from app.adapters.kafka_event_bus import KafkaEventBus
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
+from app.adapters.neo4j_vector_store import Neo4jVectorStore
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.qdrant_vector_store import QdrantVectorStore
 from app.adapters.redis_job_store import RedisJobStore
@@ -43,14 +44,19 @@ def test_urls_pick_adapters(tmp_path: Path) -> None:
     assert isinstance(c.bus, KafkaEventBus)
 
 
-@pytest.mark.parametrize(
-    ("setting", "value", "says"),
-    [
-        ("vector_url", "bolt://127.0.0.1:7687", "KG_VECTOR_URL"),
-    ],
-)
-def test_backends_not_in_this_build_are_refused(
-    tmp_path: Path, setting: str, value: str, says: str
-) -> None:
-    with pytest.raises(ConfigurationError, match=says):
-        build_container(load_settings(data_dir=tmp_path, **{setting: value}))
+def test_neo4j_serves_graph_and_vectors(tmp_path: Path) -> None:
+    c = build_container(
+        load_settings(
+            data_dir=tmp_path,
+            graph_url="neo4j://127.0.0.1:7699",
+            vector_url="neo4j://127.0.0.1:7699",
+            neo4j={"user": "neo4j", "password": "not-a-real-password"},
+        )
+    )
+    assert isinstance(uninstrumented(c.graph), Neo4jGraphStore)
+    assert isinstance(uninstrumented(c.vectors), Neo4jVectorStore)
+
+
+def test_unknown_scheme_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="KG_VECTOR_URL"):
+        build_container(load_settings(data_dir=tmp_path, vector_url="pinecone://x"))
