@@ -42,6 +42,7 @@ from app.adapters.neo4j_support import (
     parse_target,
     translate_errors,
 )
+from app.adapters.search_checks import matches_nothing
 from app.domain.errors import (
     BackendError,
     BadInputError,
@@ -379,14 +380,8 @@ class Neo4jGraphStore:
     # --- search and counts --------------------------------------------------------------
 
     async def keyword_search(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
-        if k < 0:
-            raise BadInputError(f"k must not be negative, got {k}")
         lucene = lucene_query(query)
-        if lucene is None or k == 0:
-            return []
-        if filter.document_ids is not None and not filter.document_ids:
-            return []
-        if filter.entity_types is not None and not filter.entity_types:
+        if matches_nothing(k, filter) or lucene is None:
             return []
         params = {
             "query": lucene,

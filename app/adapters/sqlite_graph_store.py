@@ -30,6 +30,7 @@ import aiosqlite
 
 from app.adapters import sqlite_graph_sql as sql
 from app.adapters.bundle_validation import validate_bundle
+from app.adapters.search_checks import matches_nothing
 from app.adapters.sqlite_graph_rows import (
     chunk_row,
     document_row,
@@ -375,14 +376,8 @@ class SqliteGraphStore:
     # --- search and counts ------------------------------------------------------------
 
     async def keyword_search(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
-        if k < 0:
-            raise BadInputError(f"k must not be negative, got {k}")
         match = fts_query(query)
-        if match is None or k == 0:
-            return []
-        if filter.document_ids is not None and not filter.document_ids:
-            return []
-        if filter.entity_types is not None and not filter.entity_types:
+        if matches_nothing(k, filter) or match is None:
             return []
         params = {
             "match": match,
