@@ -31,15 +31,14 @@ from app.adapters.neo4j_support import (
     DEFAULT_POOL_SIZE,
     DEFAULT_QUERY_TIMEOUT,
     DEFAULT_RETRY_TIME,
-    build_driver,
     check_positive,
     decode_optional_json,
     decode_optional_time,
     decode_time,
+    driver_factory,
     encode_optional_time,
     lucene_query,
     neo4j_error,
-    parse_target,
     translate_errors,
 )
 from app.adapters.search_checks import matches_nothing
@@ -106,18 +105,15 @@ class Neo4jGraphStore:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry_time: float = DEFAULT_RETRY_TIME,
     ) -> None:
-        target = parse_target(url, user, password)
-        check_positive(pool_size=pool_size, acquire_timeout=acquire_timeout)
-        check_positive(connect_timeout=connect_timeout, retry_time=retry_time)
-
-        def connect() -> neo4j.AsyncDriver:
-            return build_driver(
-                target,
-                pool_size=pool_size,
-                acquire_timeout=acquire_timeout,
-                connect_timeout=connect_timeout,
-                retry_time=retry_time,
-            )
+        target, connect = driver_factory(
+            url,
+            user,
+            password,
+            pool_size=pool_size,
+            acquire_timeout=acquire_timeout,
+            connect_timeout=connect_timeout,
+            retry_time=retry_time,
+        )
 
         self._setup(connect, True, target.where, target.password, database, query_timeout)
 

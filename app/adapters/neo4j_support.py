@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,6 +140,34 @@ def build_driver(
     except (nx.DriverError, ValueError, TypeError) as exc:
         detail = scrub(str(exc), target.password)
         raise ConfigurationError(f"cannot configure the Neo4j driver: {detail}") from exc
+
+
+def driver_factory(
+    url: str,
+    user: str | None,
+    password: str | None,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retry_time: float = DEFAULT_RETRY_TIME,
+) -> tuple[Neo4jTarget, Callable[[], neo4j.AsyncDriver]]:
+    """The parsed target and a function that builds its driver at ``start()``; the
+    settings are checked now, so a store refuses bad ones when it is constructed."""
+    target = parse_target(url, user, password)
+    check_positive(pool_size=pool_size, acquire_timeout=acquire_timeout)
+    check_positive(connect_timeout=connect_timeout, retry_time=retry_time)
+
+    def connect() -> neo4j.AsyncDriver:
+        return build_driver(
+            target,
+            pool_size=pool_size,
+            acquire_timeout=acquire_timeout,
+            connect_timeout=connect_timeout,
+            retry_time=retry_time,
+        )
+
+    return target, connect
 
 
 def check_positive(**values: float) -> None:

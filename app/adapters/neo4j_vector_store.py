@@ -29,7 +29,6 @@ found. Writes run in managed transactions (the driver retries transient failures
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, suppress
 from typing import Any
@@ -42,12 +41,12 @@ from app.adapters.neo4j_support import (
     DEFAULT_POOL_SIZE,
     DEFAULT_QUERY_TIMEOUT,
     DEFAULT_RETRY_TIME,
-    build_driver,
     check_positive,
-    parse_target,
+    driver_factory,
     translate_errors,
 )
-from app.domain.errors import BackendError, BadInputError, ConfigurationError, UnavailableError
+from app.adapters.search_checks import checked_vector
+from app.domain.errors import BackendError, ConfigurationError, UnavailableError
 from app.domain.ids import point_id
 from app.domain.models import ChunkFilter, ChunkHit, VectorPoint
 from app.ports.vector_store import FILTER_DOCUMENTS, FILTER_ENTITY_TYPES
@@ -141,18 +140,15 @@ class Neo4jVectorStore:
         retry_time: float = DEFAULT_RETRY_TIME,
         exact_scan_max: int = EXACT_SCAN_MAX,
     ) -> None:
-        target = parse_target(url, user, password)
-        check_positive(pool_size=pool_size, acquire_timeout=acquire_timeout)
-        check_positive(connect_timeout=connect_timeout, retry_time=retry_time)
-
-        def connect() -> neo4j.AsyncDriver:
-            return build_driver(
-                target,
-                pool_size=pool_size,
-                acquire_timeout=acquire_timeout,
-                connect_timeout=connect_timeout,
-                retry_time=retry_time,
-            )
+        target, connect = driver_factory(
+            url,
+            user,
+            password,
+            pool_size=pool_size,
+            acquire_timeout=acquire_timeout,
+            connect_timeout=connect_timeout,
+            retry_time=retry_time,
+        )
 
         self._setup(connect, True, target.where, target.password, database, query_timeout)
         self._exact_scan_max = exact_scan_max
@@ -306,7 +302,7 @@ class Neo4jVectorStore:
 
     async def search(self, vector: Sequence[float], k: int, filter: ChunkFilter) -> list[ChunkHit]:
         driver = self._started()
-        query = _vector(vector, self._dimension)
+        query = checked_vector(vector, self._dimension, nonzero=True)
         if k <= 0 or filter.document_ids == () or filter.entity_types == ():
             return []  # an empty id or type list matches nothing
         docs = None if filter.document_ids is None else list(filter.document_ids)
@@ -363,7 +359,7 @@ class Neo4jVectorStore:
             "chunk_id": p.chunk_id,
             "document_id": p.document_id,
             "entity_types": list(p.entity_types),
-            "embedding": _vector(p.vector, self._dimension),
+            "embedding": checked_vector(p.vector, self._dimension, nonzero=True),
         }
 
     async def _query(
@@ -387,15 +383,3 @@ class Neo4jVectorStore:
 
 async def _rows(tx: neo4j.AsyncManagedTransaction, statement: str, **params: Any) -> list[Any]:
     return [record async for record in await tx.run(statement, params)]
-
-
-def _vector(values: Sequence[float], dimension: int) -> list[float]:
-    if len(values) != dimension:
-        raise BadInputError(f"vector has {len(values)} dimensions, the store holds {dimension}")
-    floats = [float(v) for v in values]
-    norm = math.fsum(v * v for v in floats)
-    if not math.isfinite(norm):  # NaN and inf survive the sum
-        raise BadInputError("vector holds a NaN or infinite value (or overflows its norm)")
-    if norm == 0.0:
-        raise BadInputError("vector is all zeros: it has no cosine similarity")
-    return floats

@@ -25,7 +25,6 @@ for one 100k segment, whose build froze the process for ~100 s).
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,9 +35,9 @@ from typing import Any, TypeVar
 import qdrant_edge as qe
 
 from app.adapters.file_lock import FileLock
+from app.adapters.search_checks import checked_vector
 from app.domain.errors import (
     BackendError,
-    BadInputError,
     ConfigurationError,
     ConflictError,
     KGError,
@@ -196,7 +195,7 @@ class QdrantEdgeVectorStore:
 
     async def search(self, vector: Sequence[float], k: int, filter: ChunkFilter) -> list[ChunkHit]:
         shard = self._require()
-        query = _vector(vector, self._dimension)
+        query = checked_vector(vector, self._dimension)
         if k <= 0:
             return []
         conditions = _conditions(filter)
@@ -250,7 +249,7 @@ class QdrantEdgeVectorStore:
             "document_id": p.document_id,
             "entity_types": list(p.entity_types),
         }
-        return qe.Point(point_id(p.chunk_id), _vector(p.vector, self._dimension), payload)
+        return qe.Point(point_id(p.chunk_id), checked_vector(p.vector, self._dimension), payload)
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         self._in_flight += 1
@@ -297,15 +296,6 @@ def _translated(what: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise BackendError(f"qdrant edge {what} failed: {exc}") from exc
-
-
-def _vector(values: Sequence[float], dimension: int) -> list[float]:
-    if len(values) != dimension:
-        raise BadInputError(f"vector has {len(values)} dimensions, the store holds {dimension}")
-    floats = [float(v) for v in values]
-    if not math.isfinite(sum(floats)):  # one pass: NaN and inf survive a sum
-        raise BadInputError("vector holds a NaN or infinite value")
-    return floats
 
 
 def _match_any(key: str, values: Sequence[str]) -> Any:

@@ -15,7 +15,6 @@ Failures become our errors at this boundary: connection problems, timeouts, 429 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -30,9 +29,9 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from app.adapters.file_lock import FileLock
+from app.adapters.search_checks import checked_vector
 from app.domain.errors import (
     BackendError,
-    BadInputError,
     ConfigurationError,
     ConflictError,
     KGError,
@@ -203,7 +202,7 @@ class QdrantVectorStore:
 
     async def search(self, vector: Sequence[float], k: int, filter: ChunkFilter) -> list[ChunkHit]:
         client = self._require()
-        query = _vector(vector, self._dimension)
+        query = checked_vector(vector, self._dimension)
         if k <= 0:
             return []
         conditions = _conditions(filter)
@@ -238,7 +237,7 @@ class QdrantVectorStore:
     def _point(self, p: VectorPoint) -> qm.PointStruct:
         return qm.PointStruct(
             id=point_id(p.chunk_id),
-            vector=_vector(p.vector, self._dimension),
+            vector=checked_vector(p.vector, self._dimension),
             payload={
                 "chunk_id": p.chunk_id,
                 "document_id": p.document_id,
@@ -270,15 +269,6 @@ class QdrantVectorStore:
             raise BackendError(f"{message}: {exc.content[:200]!r}") from exc
         except Exception as exc:
             raise BackendError(f"{self._where} failed ({what}): {exc}") from exc
-
-
-def _vector(values: Sequence[float], dimension: int) -> list[float]:
-    if len(values) != dimension:
-        raise BadInputError(f"vector has {len(values)} dimensions, the store holds {dimension}")
-    floats = [float(v) for v in values]
-    if not math.isfinite(sum(floats)):  # one pass: NaN and inf survive a sum
-        raise BadInputError("vector holds a NaN or infinite value")
-    return floats
 
 
 def _match_any(key: str, values: Sequence[str]) -> qm.FieldCondition:

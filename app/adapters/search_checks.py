@@ -1,6 +1,9 @@
-"""Argument checks every store's search shares, so they cannot drift apart."""
+"""Argument checks the stores share (search arguments, vectors), so they cannot drift."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 from app.domain.errors import BadInputError
 from app.domain.models import ChunkFilter
@@ -17,3 +20,19 @@ def matches_nothing(k: int, filter: ChunkFilter) -> bool:
         or (filter.document_ids is not None and not filter.document_ids)
         or (filter.entity_types is not None and not filter.entity_types)
     )
+
+
+def checked_vector(
+    values: Sequence[float], dimension: int, *, nonzero: bool = False
+) -> list[float]:
+    """``values`` as floats, refused unless it has the store's dimension and only finite
+    values (and, for stores that cannot rank it, is not all zeros)."""
+    if len(values) != dimension:
+        raise BadInputError(f"vector has {len(values)} dimensions, the store holds {dimension}")
+    floats = [float(v) for v in values]
+    norm = math.fsum(v * v for v in floats)
+    if not math.isfinite(norm):  # NaN and inf survive the sum
+        raise BadInputError("vector holds a NaN or infinite value (or overflows its norm)")
+    if nonzero and norm == 0.0:
+        raise BadInputError("vector is all zeros: it has no cosine similarity")
+    return floats
