@@ -74,8 +74,16 @@ if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
 
-_UPDATE = """
+_RANKS = ", ".join(f"{s.value}={s.rank}" for s in Stage)  # a Lua table's fields
+# Forward only (see JobStore.update): 0 no such job, 2 already past this state, 1 done.
+# ARGV: ttl, then _fields(job), which starts 'status', <status>, 'stage', <stage>.
+_UPDATE = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'COMPLETED' or status == 'FAILED' then return 2 end
+local rank = {{{_RANKS}}}
+local stored = rank[redis.call('HGET', KEYS[1], 'stage')] or -1
+if stored > (rank[ARGV[5]] or -1) then return 2 end
 redis.call('HDEL', KEYS[1], 'document_id', 'error', 'finished_at')
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 local ttl = tonumber(ARGV[1])
@@ -175,13 +183,14 @@ class RedisJobStore:
         if not created:
             raise ConflictError(f"job {job.id} already exists", job_id=job.id)
 
-    async def update(self, job: IngestionJob) -> None:
+    async def update(self, job: IngestionJob) -> bool:
         conn = self._started()
         keys = [self._job_key(job.id), self._index]
         with self._translated("updating a job"):
             updated = await conn.update(keys=keys, args=[self._ttl_ms(job), *_fields(job)])
         if not updated:
             raise NotFoundError(f"no job {job.id}", job_id=job.id)
+        return bool(updated == 1)
 
     async def get(self, ids: Sequence[str]) -> list[IngestionJob | None]:
         if not ids:

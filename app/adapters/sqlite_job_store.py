@@ -74,11 +74,15 @@ _INSERT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (id) DO NOTHING
 """
-_UPDATE = """
+# A stage's rank, in SQL (constants from the Stage enum, never input).
+_RANK = "CASE stage {} END".format(" ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Stage))
+# Forward only: a finished job is final and a stage never goes back (see JobStore.update).
+_UPDATE = f"""
     UPDATE jobs SET status = ?, stage = ?, progress = ?, document_id = ?, error = ?,
                     finished_at = ?, request = CASE WHEN ? THEN NULL ELSE request END
-    WHERE id = ?
-"""
+    WHERE id = ? AND status NOT IN ('COMPLETED', 'FAILED') AND {_RANK} <= ?
+"""  # noqa: S608
+_EXISTS = "SELECT 1 FROM jobs WHERE id = ?"
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"  # noqa: S608
 _UNFINISHED = """
     SELECT request FROM jobs
@@ -129,7 +133,7 @@ class SqliteJobStore:
         if inserted == 0:
             raise ConflictError(f"job {job.id} already exists", job_id=job.id)
 
-    async def update(self, job: IngestionJob) -> None:
+    async def update(self, job: IngestionJob) -> bool:
         conn = self._started()
         params = (
             job.status.value,
@@ -140,12 +144,17 @@ class SqliteJobStore:
             encode_optional_time(job.finished_at),
             job.status.finished,
             job.id,
+            job.stage.rank,
         )
         with translate_errors("updating a job"):
             async with conn.execute(_UPDATE, params) as cursor:
                 updated = cursor.rowcount
-        if updated == 0:
+            if updated:
+                return True
+            exists = await conn.execute_fetchall(_EXISTS, (job.id,))
+        if not exists:
             raise NotFoundError(f"no job {job.id}", job_id=job.id)
+        return False
 
     async def get(self, ids: Sequence[str]) -> list[IngestionJob | None]:
         if not ids:

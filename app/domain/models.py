@@ -131,7 +131,14 @@ class Stage(StrEnum):
     def progress(self) -> float:
         return _STAGE_PROGRESS[self]
 
+    @property
+    def rank(self) -> int:
+        """Position in the order above: a job's stage never goes back (COMPLETED and
+        FAILED are final either way)."""
+        return _STAGE_RANK[self]
 
+
+_STAGE_RANK = {stage: i for i, stage in enumerate(Stage)}
 _STAGE_PROGRESS = {
     Stage.QUEUED: 0.0,
     Stage.CHUNKED: 0.2,

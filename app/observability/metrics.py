@@ -106,6 +106,11 @@ EVENTS_DROPPED = Counter(
     "Ingestion events dropped for a subscriber whose queue was full.",
     registry=REGISTRY,
 )
+EVENT_SUBSCRIPTIONS = Gauge(
+    "kg_event_subscriptions",
+    "Ingestion event subscriptions open in this process (ingestionProgress, ingestionEvents).",
+    registry=REGISTRY,
+)
 
 # --- cache -----------------------------------------------------------------------------
 

@@ -10,9 +10,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import structlog
+
 from app.domain.models import IngestionEvent, IngestionJob, JobStatus, Stage
 from app.ports.event_bus import EventBus
 from app.ports.job_store import JobStore
+
+log = structlog.get_logger(__name__)
 
 
 def utcnow() -> datetime:
@@ -81,6 +85,8 @@ class JobTracker:
             error=error,
             finished_at=self._clock() if status.finished else None,
         )
-        await self._jobs.update(moved)
-        await self.announce(moved, message)
+        if await self._jobs.update(moved):
+            await self.announce(moved, message)
+        else:  # another worker took the job further (a redelivered request): say nothing
+            log.info("ingestion.stale_progress_ignored", job_id=job.id, stage=stage.value)
         return moved

@@ -126,6 +126,9 @@ class IngestionWorker:
         for request in requests:
             job = await self._job_of(request)
             if job.status.finished:
+                # A worker that died between recording the end and announcing it left
+                # subscribers waiting: say it again (events are at least once).
+                await self._tracker.announce(job, "already finished")
                 ended.add(job.id)
             elif request.document_id in stored:
                 await self._tracker.advance(

@@ -8,7 +8,7 @@ from dataclasses import replace
 import structlog
 
 from app.config import LimitSettings
-from app.domain.errors import BadInputError, NotFoundError
+from app.domain.errors import BadInputError, KGError, NotFoundError
 from app.domain.ids import Kind, document_id, job_id, kind_of
 from app.domain.models import (
     DeletedDocument,
@@ -19,6 +19,7 @@ from app.domain.models import (
     JobStatus,
     Stage,
 )
+from app.observability.metrics import EVENT_SUBSCRIPTIONS
 from app.pipeline.progress import JobTracker, event_of
 from app.ports.event_bus import EventBus
 from app.ports.graph_store import GraphStore
@@ -27,8 +28,6 @@ from app.ports.vector_store import VectorStore
 from app.services.validation import check_batch, clean_document
 
 log = structlog.get_logger(__name__)
-
-_STAGE_ORDER = {stage: i for i, stage in enumerate(Stage)}
 
 
 class IngestionService:
@@ -83,11 +82,26 @@ class IngestionService:
                 job_id=job.id, document_id=doc_id, input=doc, request_id=request_id
             )
             await self._jobs.create(job, request)
-            await self._tracker.announce(job)
-            await self._bus.publish_request(request)
+            try:
+                await self._tracker.announce(job)
+                await self._bus.publish_request(request)
+            except KGError as exc:
+                await self._abandon(job, exc)
+                raise
             jobs.append(job)
         log.info("ingestion.submitted", jobs=len(jobs), already=len(stored))
         return jobs
+
+    async def _abandon(self, job: IngestionJob, error: KGError) -> None:
+        """A job whose request never reached the bus ends FAILED, not QUEUED for ever
+        (a shared bus has no restart-time resume). The client gets the error itself."""
+        try:
+            await self._tracker.advance(
+                job, Stage.FAILED, error=f"could not queue the document: {error.message}"
+            )
+        except KGError:  # the event cannot go out either; the job record is what counts
+            log.warning("ingestion.abandon_event_lost", job_id=job.id)
+        log.warning("ingestion.not_queued", job_id=job.id, error=error.message)
 
     async def resume_unfinished(self) -> int:
         """Queue again the requests of jobs a previous process did not finish."""
@@ -103,7 +117,7 @@ class IngestionService:
 
     async def progress(self, job: str) -> AsyncIterator[IngestionEvent]:
         """The job's current state, then each event of it, ending after it finishes."""
-        events = self._bus.events()  # subscribe before reading, so nothing is missed
+        events = self._subscribe()  # before reading the job, so nothing is missed
         try:
             current = (await self._jobs.get([job]))[0]
             if current is None:
@@ -111,13 +125,13 @@ class IngestionService:
             yield event_of(current)
             if current.status.finished:
                 return
-            last = _STAGE_ORDER[current.stage]
+            last = current.stage.rank
             async for event in events:
                 # Events can arrive late (another process, another partition): a stage
                 # at or before the one already reported is old news.
-                if event.job_id != job or _STAGE_ORDER[event.stage] <= last:
+                if event.job_id != job or event.stage.rank <= last:
                     continue
-                last = _STAGE_ORDER[event.stage]
+                last = event.stage.rank
                 yield event
                 if event.status.finished:
                     return
@@ -126,12 +140,17 @@ class IngestionService:
 
     async def all_events(self) -> AsyncIterator[IngestionEvent]:
         """Every event from now on; the subscription ends with the client's."""
-        events = self._bus.events()
+        events = self._subscribe()
         try:
             async for event in events:
                 yield event
         finally:
             await _unsubscribe(events)
+
+    def _subscribe(self) -> AsyncIterator[IngestionEvent]:
+        events = self._bus.events()
+        EVENT_SUBSCRIPTIONS.inc()
+        return events
 
     async def delete_document(self, doc_id: str) -> DeletedDocument:
         if kind_of(doc_id) is not Kind.DOCUMENT:
@@ -151,6 +170,7 @@ class IngestionService:
 
 
 async def _unsubscribe(events: AsyncIterator[IngestionEvent]) -> None:
+    EVENT_SUBSCRIPTIONS.dec()
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()

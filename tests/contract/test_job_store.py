@@ -138,6 +138,36 @@ async def test_update_moves_a_job_through_its_stages(job_store: JobStore) -> Non
     assert got.created_at == T0  # never rewritten
 
 
+async def test_update_only_moves_forward(job_store: JobStore) -> None:
+    """After a rebalance two workers may hold one request: the slower one's late reports
+    must not drag the job back, nor reopen a finished one."""
+    job, request = queued()
+    await job_store.create(job, request)
+    embedded = advanced(job, Stage.EMBEDDED)
+    assert await job_store.update(embedded) is True
+    assert await job_store.update(advanced(job, Stage.CHUNKED)) is False  # behind: refused
+    assert await job_store.get([job.id]) == [embedded]
+    assert await job_store.update(embedded) is True  # the same stage again (a retry) is fine
+
+    done = advanced(job, Stage.COMPLETED, JobStatus.COMPLETED)
+    assert await job_store.update(done) is True
+    for late in (
+        advanced(job, Stage.STORED),
+        advanced(job, Stage.FAILED, JobStatus.FAILED),
+        advanced(job, Stage.COMPLETED, JobStatus.COMPLETED),
+    ):
+        assert await job_store.update(late) is False  # finished is final
+    assert await job_store.get([job.id]) == [done]
+    assert await job_store.unfinished() == []
+
+    other, other_request = queued(T0, "Failed early")
+    await job_store.create(other, other_request)
+    failed = advanced(other, Stage.FAILED, JobStatus.FAILED)
+    assert await job_store.update(failed) is True
+    assert await job_store.update(advanced(other, Stage.CHUNKED)) is False
+    assert await job_store.get([other.id]) == [failed]
+
+
 async def test_update_of_an_unknown_job_is_not_found(job_store: JobStore) -> None:
     job, _ = queued()
     with pytest.raises(NotFoundError):
@@ -377,8 +407,8 @@ async def test_redis_keeps_an_index_of_unfinished_jobs_and_expires_finished_ones
     assert await redis_raw.zcard(index) == 0
     assert 3500 < await redis_raw.ttl(key) <= 3600
 
-    await store.update(advanced(job, Stage.CHUNKED))  # running again (a retry)
-    assert await redis_raw.ttl(key) == -1
+    assert await store.update(advanced(job, Stage.CHUNKED)) is False  # finished is final
+    assert 3500 < await redis_raw.ttl(key) <= 3600
     assert await store.unfinished() == []  # its request went when it finished
 
 

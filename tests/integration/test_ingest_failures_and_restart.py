@@ -1,6 +1,6 @@
 """A failure mid-pipeline leaves nothing half-written; data and unfinished jobs survive a
-restart. Real stores and models throughout; the only stand-in is a graph store wrapper
-that fails its write on purpose, to test the pipeline's undo."""
+restart, and a request the bus refuses fails its job. Real stores and models throughout;
+the only stand-ins are wrappers of the real graph store and bus that fail on purpose."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from app.adapters.memory_event_bus import MemoryEventBus
 from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.config import load_settings
 from app.container import Container, build_container
-from app.domain.errors import BackendError
+from app.domain.errors import BackendError, UnavailableError
 from app.domain.ids import document_id
 from app.domain.models import (
     ChunkFilter,
@@ -110,3 +113,39 @@ async def test_data_and_unfinished_jobs_survive_a_restart(tmp_path: Path) -> Non
         assert [h.document_id for h in hits] == [ada]
     finally:
         await second.close()
+
+
+class UnreachableBus:
+    """The real in-process bus, except that requests cannot be published (a broker down)."""
+
+    def __init__(self, inner: MemoryEventBus) -> None:
+        self._inner = inner
+        self.refused: list[IngestionRequest] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def publish_request(self, request: IngestionRequest) -> None:
+        self.refused.append(request)
+        raise UnavailableError("Kafka at 127.0.0.1:9 is unreachable (simulated)")
+
+
+async def test_request_the_bus_refuses_fails_its_job_instead_of_leaving_it_queued(
+    tmp_path: Path,
+) -> None:
+    bus = UnreachableBus(MemoryEventBus())
+    container = build_container(load_settings(data_dir=tmp_path), bus=bus)
+    await container.start(workers=False)
+    try:
+        docs = [DocumentInput(title="Ada", text=TEXT), DocumentInput(title="Bo", text=TEXT)]
+        with pytest.raises(UnavailableError, match="unreachable"):
+            await container.ingestion.submit(docs)
+        assert len(bus.refused) == 1  # the batch stops at the first refusal
+        job = (await container.ingestion.jobs([bus.refused[0].job_id]))[0]
+        assert job is not None and job.status is JobStatus.FAILED
+        assert job.error == (
+            "could not queue the document: Kafka at 127.0.0.1:9 is unreachable (simulated)"
+        )
+        assert await container.jobs.unfinished() == []  # nothing left to resume or stuck
+    finally:
+        await container.close()
