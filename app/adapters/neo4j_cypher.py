@@ -277,6 +277,9 @@ MERGE_AND_LOCK = """
                     e.type = row.type, e.aliases = [], e.mention_count = 0
       SET e._lock = true
       REMOVE e._lock
+      WITH e, row  // the longest name, among equals the smallest: order-independent
+      WHERE size(row.name) > size(e.name) OR (size(row.name) = size(e.name) AND row.name < e.name)
+      SET e.name = row.name, e.name_folded = row.name_folded
     }
     CALL () {
       UNWIND $relations AS row

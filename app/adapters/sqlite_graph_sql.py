@@ -204,10 +204,14 @@ INSERT_CHUNK = """
     INSERT INTO chunks (id, document_id, idx, text, start, "end", token_count)
     VALUES (?, ?, ?, ?, ?, ?, ?)
 """
-# The first writer's name and type win; counts and aliases are refreshed afterwards.
+# A merge that does not depend on the order documents arrive in (GraphStore.write_document):
+# an entity keeps its longest name (among equals the smallest, in code point order). Counts,
+# aliases and relation confidence are refreshed afterwards.
 INSERT_ENTITY = """
     INSERT INTO entities (id, key, name, type) VALUES (?, ?, ?, ?)
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name
+    WHERE length(excluded.name) > length(entities.name)
+       OR (length(excluded.name) = length(entities.name) AND excluded.name < entities.name)
 """
 INSERT_MENTION = """
     INSERT INTO mentions (entity_id, chunk_id, start, "end", document_id, text)

@@ -54,9 +54,11 @@ class GraphStore(Protocol):
     async def write_document(self, bundle: DocumentBundle) -> None:
         """Store a whole document in one transaction. Idempotent: a replay changes nothing.
 
-        Entities merge by id across documents; relations merge by id. Aliases and
-        mention counts are derived from stored mentions, so they stay right after
-        replays and deletes.
+        Entities merge by id across documents; relations merge by id. Merges do not
+        depend on the order documents arrive in (workers store them in any order): an
+        entity keeps its longest name (among equals the smallest in code point order).
+        Aliases, mention counts and relation confidence (the best evidence's) are derived
+        from stored mentions and evidence, so they stay right after replays and deletes.
         """
 
     async def delete_document(self, document_id: str) -> DeletedDocument | None:

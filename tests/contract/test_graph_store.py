@@ -408,6 +408,32 @@ async def test_replaying_bundles_changes_nothing(loaded_store: GraphStore) -> No
     assert await snapshot(loaded_store) == before
 
 
+def renamed(bundle: DocumentBundle, names: dict[str, str]) -> DocumentBundle:
+    """``bundle`` with other display names for some entities (same ids: same keys)."""
+    entities = tuple(dataclasses.replace(e, name=names.get(e.id, e.name)) for e in bundle.entities)
+    return dataclasses.replace(bundle, entities=entities)
+
+
+async def test_entity_names_do_not_depend_on_the_order_documents_arrive_in(
+    graph_store: GraphStore,
+) -> None:
+    """Workers store documents in any order: a merged entity keeps its longest name,
+    among equals the smallest in code point order ("BABBAGE" < "Babbage")."""
+    lovelace = renamed(L, {BABBAGE.id: "Babbage", ENGINE.id: "Analytical Engine"})
+    babbage = renamed(B, {BABBAGE.id: "Charles Babbage", ENGINE.id: "Analytical ENGINE"})
+    for order in ((lovelace, babbage), (babbage, lovelace)):
+        for bundle in order:
+            await graph_store.write_document(bundle)
+        babbage_entity, engine = await graph_store.get_entities([BABBAGE.id, ENGINE.id])
+        assert babbage_entity is not None and engine is not None
+        assert (babbage_entity.name, engine.name) == ("Charles Babbage", "Analytical ENGINE")
+        found = await graph_store.list_entities(EntityFilter(name_contains="charles babbage"), ALL)
+        assert [e.id for e in found.items] == [BABBAGE.id]  # the name filter follows
+        for bundle in order:
+            await graph_store.delete_document(bundle.document.id)
+        assert await graph_store.get_entities([BABBAGE.id]) == [None]
+
+
 async def test_replay_keeps_the_first_ingestion_time(loaded_store: GraphStore) -> None:
     later = dataclasses.replace(L.document, ingested_at=datetime(2030, 1, 1, tzinfo=UTC))
     await loaded_store.write_document(dataclasses.replace(L, document=later))
