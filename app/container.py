@@ -171,11 +171,15 @@ class Container:
         """Open every backend; then, in the background, load the models and run the
         in-process workers. Readiness (``ready``) follows the models."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        for component in (self.graph, self.jobs, self.bus):
-            await component.start()
-            self._started.append(component)
-        await self.vectors.start(self.embedder.dimension)
-        self._started.append(self.vectors)
+        try:
+            for component in (self.graph, self.jobs, self.bus):
+                await component.start()
+                self._started.append(component)
+            await self.vectors.start(self.embedder.dimension)
+            self._started.append(self.vectors)
+        except BaseException:
+            await self.close()  # what did open closes again: no connection left behind
+            raise
         self._tasks.append(asyncio.create_task(self._load_models(), name="load-models"))
         if workers and self.settings.pipeline.workers > 0:
             if _scheme(self.settings.bus_url) == "memory":

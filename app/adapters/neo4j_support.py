@@ -130,8 +130,11 @@ def build_driver(
             connection_acquisition_timeout=acquire_timeout,
             connection_timeout=connect_timeout,
             max_transaction_retry_time=retry_time,
-            # "label/type/property does not exist" is expected on an empty graph; the
-            # other notifications (deprecations, performance) stay on.
+            # Warnings (deprecations, unbounded patterns) are logged; the information
+            # notes are not: "index already exists" on every start (IF NOT EXISTS) and
+            # "cartesian product" on every write (two id lookups joined on purpose).
+            # "label/type/property does not exist" is expected on an empty graph.
+            notifications_min_severity=neo4j.NotificationMinimumSeverity.WARNING,
             notifications_disabled_classifications=[
                 neo4j.NotificationDisabledClassification.UNRECOGNIZED
             ],
