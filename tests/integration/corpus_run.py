@@ -15,15 +15,19 @@ from app.domain.models import DocumentInput
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "corpus_sample.jsonl"
 
 
-def sample_documents() -> list[DocumentInput]:
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+def sample_documents(limit: int = 20) -> list[DocumentInput]:
+    """The first ``limit`` paragraphs of the fixture corpus (200 in all)."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()[:limit]
+    rows = [json.loads(line) for line in lines]
     return [DocumentInput(title=r["title"], text=r["text"], source=r.get("source")) for r in rows]
 
 
 async def ingest_all(container: Container, docs: list[DocumentInput]) -> None:
     """Submit and wait until every job is COMPLETED (failing on any FAILED job)."""
-    jobs = await container.ingestion.submit(docs)
-    pending = {j.id for j in jobs}
+    size = container.settings.limits.max_batch_documents
+    pending: set[str] = set()
+    for start in range(0, len(docs), size):
+        pending |= {j.id for j in await container.ingestion.submit(docs[start : start + size])}
     async with asyncio.timeout(300):
         while pending:
             states = await container.ingestion.jobs(sorted(pending))

@@ -1,4 +1,4 @@
-"""A real ``kg serve`` process on a free loopback port, for end-to-end tests."""
+"""Real ``kg serve`` and ``kg worker`` processes, for end-to-end and scale-out tests."""
 
 from __future__ import annotations
 
@@ -43,40 +43,81 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-@contextmanager
-def live_server(
-    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 180.0
-) -> Iterator[LiveServer]:
-    """Start ``kg serve`` and wait until /readyz says the models are loaded."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "server.log"
-    full_env = {
+def kg_env(data_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a ``kg`` process: this one's, its own data dir, offline models."""
+    return {
         **os.environ,
         "KG_DATA_DIR": str(data_dir),
         "KG_LOG_JSON": "true",
         "HF_HUB_OFFLINE": "1",
         **(env or {}),
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+
+
+def _spawn(args: list[str], data_dir: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "server.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
             cwd=REPO,
-            env=full_env,
+            env=kg_env(data_dir, env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log_path, process)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def live_server(
+    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 180.0
+) -> Iterator[LiveServer]:
+    """Start ``kg serve`` and wait until /readyz says the models are loaded."""
+    port = free_port()
+    process = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], data_dir, env)
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, data_dir / "server.log", process)
     try:
         _wait_ready(server, timeout)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+@dataclass(frozen=True)
+class LiveWorker:
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        return (self.data_dir / "server.log").read_text(errors="replace")
+
+
+@contextmanager
+def live_worker(
+    data_dir: Path, env: dict[str, str] | None = None, timeout: float = 180.0
+) -> Iterator[LiveWorker]:
+    """Start ``kg worker`` and wait until it says it has started (models loaded)."""
+    worker = LiveWorker(data_dir, _spawn(["worker"], data_dir, env))
+    try:
+        deadline = time.monotonic() + timeout
+        while '"worker.started"' not in worker.log():
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"kg worker exited early:\n{worker.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kg worker not ready after {timeout}s:\n{worker.log()[-4000:]}")
+            time.sleep(0.25)
+        yield worker
+    finally:
+        stop(worker.process)
 
 
 def _wait_ready(server: LiveServer, timeout: float) -> None:
