@@ -116,6 +116,12 @@ class KafkaDelivery:
         self._epoch = epoch
         self._reader = reader
 
+    @property
+    def moved(self) -> bool:
+        """Its partition was revoked since (even if assigned back: then the request comes
+        again, as a new delivery)."""
+        return self._reader.epoch(self.partition) != self._epoch
+
     async def ack(self) -> None:
         """Idempotent; never raises for a failed commit (that only means redelivery)."""
         if not self.acked:
@@ -198,6 +204,9 @@ class _RequestReader:
                 return
             if self._tracker.epoch(partition) == epoch:
                 self._committed[partition] = target
+
+    def epoch(self, partition: int) -> int:
+        return self._tracker.epoch(partition)
 
     def revoked(self, partitions: set[int]) -> None:
         if not partitions:  # the first join revokes nothing

@@ -103,6 +103,10 @@ class MemoryDelivery:
         self.acked = False
         self._bus = bus
 
+    @property
+    def moved(self) -> bool:
+        return False  # one process: a request never moves
+
     async def ack(self) -> None:
         """Nothing to commit in memory; marks the delivery done (idempotent)."""
         if not self.acked:

@@ -42,7 +42,6 @@ from app.ports.vector_store import VectorStore
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-_ORDER = {stage: i for i, stage in enumerate(Stage)}
 
 # Reports that the document of ``request`` reached ``stage``.
 StageReporter = Callable[[IngestionRequest, Stage], Awaitable[None]]
@@ -230,16 +229,21 @@ def _forward_only(report: StageReporter) -> StageReporter:
     reached: dict[str, int] = {}
 
     async def forward(request: IngestionRequest, stage: Stage) -> None:
-        if _ORDER[stage] > reached.get(request.job_id, -1):
-            reached[request.job_id] = _ORDER[stage]
+        if stage.rank > reached.get(request.job_id, -1):
+            reached[request.job_id] = stage.rank
             await report(request, stage)
 
     return forward
 
 
 async def _each(requests: Sequence[IngestionRequest], report: StageReporter, stage: Stage) -> None:
-    for request in requests:
-        await report(request, stage)
+    """Report a stage for every document of a batch at once: each report is a job update
+    and an event, a round trip each on shared backends, so one after the other they
+    would cost more than the work itself. The first failure is raised after all ran."""
+    outcomes = await asyncio.gather(*(report(r, stage) for r in requests), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _split(flat: list[T], per_doc: list[list[Chunk]]) -> list[list[T]]:

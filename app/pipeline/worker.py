@@ -92,8 +92,13 @@ class IngestionWorker:
     async def _handle(self, batch: Sequence[Delivery]) -> None:
         """Process a batch, trying again after retryable failures; acknowledge each
         request once its job has ended. A batch whose job records cannot even be
-        written stays unacknowledged, for the bus to deliver again."""
-        pending = list(batch)
+        written stays unacknowledged, for the bus to deliver again. Requests the bus
+        has moved to another worker meanwhile are left to it."""
+        pending = [d for d in batch if not d.moved]
+        if len(pending) < len(batch):
+            log.info("ingestion.moved_requests_skipped", requests=len(batch) - len(pending))
+        if not pending:
+            return
         for attempt in range(len(RETRY_DELAYS) + 1):
             final = attempt == len(RETRY_DELAYS)
             try:
@@ -103,10 +108,9 @@ class IngestionWorker:
             except Exception:
                 log.exception("ingestion.batch_failed", jobs=[d.request.job_id for d in pending])
                 done = set()
-            for delivery in pending:
-                if delivery.request.job_id in done:
-                    await delivery.ack()
-            pending = [d for d in pending if d.request.job_id not in done]
+            # together: a Kafka consumer then commits once per partition, not per request
+            await asyncio.gather(*(d.ack() for d in pending if d.request.job_id in done))
+            pending = [d for d in pending if d.request.job_id not in done and not d.moved]
             if not pending or final:
                 return
             await asyncio.sleep(RETRY_DELAYS[attempt])
@@ -123,8 +127,9 @@ class IngestionWorker:
         ended: set[str] = set()
         existing = await self._graph.get_documents([r.document_id for r in requests])
         stored = {d.id for d in existing if d is not None}
-        for request in requests:
-            job = await self._job_of(request)
+        found = await self._jobs.get([r.job_id for r in requests])
+        for request, known in zip(requests, found, strict=True):
+            job = known or await self._recreate_job(request)
             if job.status.finished:
                 # A worker that died between recording the end and announcing it left
                 # subscribers waiting: say it again (events are at least once).
@@ -189,9 +194,8 @@ class IngestionWorker:
         await self._tracker.advance(job, Stage.FAILED, error=message)
         return True
 
-    async def _job_of(self, request: IngestionRequest) -> IngestionJob:
-        job = (await self._jobs.get([request.job_id]))[0]
-        if job is None:  # a request whose job record was lost: recreate it
-            job = self._tracker.new_job(request.job_id, request.document_id)
-            await self._jobs.create(job, request)
+    async def _recreate_job(self, request: IngestionRequest) -> IngestionJob:
+        """A request whose job record was lost (or has expired): record it again."""
+        job = self._tracker.new_job(request.job_id, request.document_id)
+        await self._jobs.create(job, request)
         return job

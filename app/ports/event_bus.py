@@ -13,6 +13,12 @@ class Delivery(Protocol):
 
     request: IngestionRequest
 
+    @property
+    def moved(self) -> bool:
+        """The bus has since given this request to another consumer (a rebalance): it
+        will be delivered there, so a worker that has not started it should skip it
+        (without ``ack``) rather than do the work twice."""
+
     async def ack(self) -> None: ...
 
 

@@ -225,6 +225,41 @@ async def test_two_consumers_in_one_group_split_partitions_and_take_each_request
 
 
 @needs_broker
+async def test_deliveries_whose_partition_moved_say_so_and_come_again(names: Names) -> None:
+    """What lets a worker skip requests a rebalance gave to someone else (``moved``)."""
+    first, second = bus_on(names, partitions=2), bus_on(names, partitions=2)
+    await first.start()
+    await second.start()
+    taken: dict[str, list[KafkaDelivery]] = {"first": [], "second": []}
+
+    async def consume(name: str, bus: KafkaEventBus) -> None:
+        async for delivery in bus.requests():
+            taken[name].append(delivery)  # never acknowledged
+
+    tasks = [asyncio.create_task(consume("first", first))]
+    try:
+        for n in range(4):
+            await first.publish_request(request(n))
+        await wait_until(lambda: len(taken["first"]) == 4, "4 deliveries to the first")
+        before = list(taken["first"])
+        assert not any(d.moved for d in before)
+        tasks.append(asyncio.create_task(consume("second", second)))
+        await wait_until(
+            lambda: first.assigned_partitions and second.assigned_partitions,
+            "the partitions to be split",
+        )
+        assert all(d.moved for d in before)  # every partition was revoked once
+        again = lambda: [d for v in taken.values() for d in v if d not in before]  # noqa: E731
+        await wait_until(lambda: len(again()) == 4, "the 4 requests delivered again")
+        assert not any(d.moved for d in again())
+        assert sorted(d.request.job_id for d in again()) == [f"job-{n}" for n in range(4)]
+    finally:
+        await first.close()
+        await second.close()
+        await asyncio.gather(*tasks)
+
+
+@needs_broker
 async def test_an_unacknowledged_request_is_delivered_again_to_the_next_consumer(
     names: Names,
 ) -> None:
