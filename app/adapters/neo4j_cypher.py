@@ -28,12 +28,15 @@ from functools import cache
 
 # --- schema ----------------------------------------------------------------------------
 
-CHUNK_TEXT_INDEX = "kg_chunk_text"
+# Chunks are searched by ``c.words``: their words as ``search_words`` folds them (as
+# SQLite's FTS tokenizer would), so a whitespace analyser indexes exactly those words.
+CHUNK_TEXT_INDEX = "kg_chunk_words"
+CHUNK_ANALYZER = "whitespace"
 ENTITY_NAME_INDEX = "kg_entity_name"
-# Folds diacritics like SQLite's ``remove_diacritics``; it also drops English stop words.
-FULLTEXT_ANALYZER = "standard-folding"
-
-_FULLTEXT_OPTIONS = f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{FULLTEXT_ANALYZER}'}}}}"
+# Names: diacritics folded, English stop words dropped.
+ENTITY_ANALYZER = "standard-folding"
+# Indexes of earlier versions, dropped at start-up (kg_chunk_text: Lucene's own words).
+RETIRED_INDEXES = ("kg_chunk_text",)
 
 
 def _unique(name: str, label: str) -> tuple[str, str]:
@@ -44,10 +47,10 @@ def _range(name: str, label: str, prop: str) -> tuple[str, str]:
     return name, f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})"
 
 
-def _fulltext(name: str, label: str, props: str) -> tuple[str, str]:
+def _fulltext(name: str, label: str, props: str, analyzer: str) -> tuple[str, str]:
     return name, (
         f"CREATE FULLTEXT INDEX {name} IF NOT EXISTS FOR (n:{label}) ON EACH [{props}] "
-        f"{_FULLTEXT_OPTIONS}"
+        f"OPTIONS {{indexConfig: {{`fulltext.analyzer`: '{analyzer}'}}}}"
     )
 
 
@@ -66,9 +69,15 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     _range("kg_relation_confidence", "Relation", "confidence"),
     _range("kg_relation_source_id", "Relation", "source_id"),
     _range("kg_relation_target_id", "Relation", "target_id"),
-    _fulltext(CHUNK_TEXT_INDEX, "Chunk", "n.text"),
-    _fulltext(ENTITY_NAME_INDEX, "Entity", "n.name, n.aliases"),
+    _fulltext(CHUNK_TEXT_INDEX, "Chunk", "n.words", CHUNK_ANALYZER),
+    _fulltext(ENTITY_NAME_INDEX, "Entity", "n.name, n.aliases", ENTITY_ANALYZER),
 )
+DROP_INDEX = "DROP INDEX {} IF EXISTS"  # formatted with RETIRED_INDEXES names only
+# Chunks written before ``words`` existed, and the filling in of their words.
+CHUNKS_WITHOUT_WORDS = (
+    "MATCH (c:Chunk) WHERE c.words IS NULL RETURN c.id AS id, c.text AS text LIMIT $limit"
+)
+SET_CHUNK_WORDS = "UNWIND $rows AS row MATCH (c:Chunk {id: row.id}) SET c.words = row.words"
 
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 INDEX_STATES = (
@@ -323,12 +332,13 @@ WRITE_CONTENT = """
       UNWIND $updated AS row
       MATCH (d)-[:HAS_CHUNK]->(c:Chunk {id: row.id})
       SET c.index = row.index, c.text = row.text, c.start = row.start, c.end = row.end,
-          c.token_count = row.token_count
+          c.token_count = row.token_count, c.words = row.words
     }
     CALL (d) {
       UNWIND $created AS row
       CREATE (d)-[:HAS_CHUNK]->(c:Chunk {id: row.id, document_id: d.id, index: row.index,
-          text: row.text, start: row.start, end: row.end, token_count: row.token_count})
+          text: row.text, start: row.start, end: row.end, token_count: row.token_count,
+          words: row.words})
     }
     CALL () {
       UNWIND $mentions AS row

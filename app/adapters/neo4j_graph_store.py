@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, suppress
 from typing import Any, TypeVar
 
 import neo4j
+import structlog
 
 from app.adapters import neo4j_cypher as cy
 from app.adapters.bundle_validation import validate_bundle
@@ -42,6 +43,7 @@ from app.adapters.neo4j_support import (
     translate_errors,
 )
 from app.adapters.search_checks import matches_nothing
+from app.adapters.search_words import index_text
 from app.domain.errors import (
     BackendError,
     BadInputError,
@@ -67,6 +69,8 @@ from app.domain.models import (
     RelationFilter,
 )
 from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -191,6 +195,9 @@ class Neo4jGraphStore:
             )
 
     async def _create_schema(self, driver: neo4j.AsyncDriver) -> None:
+        for name in cy.RETIRED_INDEXES:
+            with self._translated(f"dropping the retired index {name}"):
+                await driver.execute_query(cy.DROP_INDEX.format(name), database_=self._database)
         for name, statement in cy.SCHEMA:
             try:
                 await driver.execute_query(statement, database_=self._database)
@@ -221,6 +228,29 @@ class Neo4jGraphStore:
                 )
             if state != "ONLINE":
                 raise UnavailableError(f"Neo4j index {name} is still {state}; try again later")
+        await self._fill_in_words(driver)
+
+    async def _fill_in_words(self, driver: neo4j.AsyncDriver) -> None:
+        """Give chunks stored by an earlier version their search words (a scan of the
+        chunks at start-up that finds nothing once every chunk has them)."""
+        filled = 0
+        while True:
+            with self._translated("reading chunks without search words"):
+                records = (
+                    await driver.execute_query(
+                        cy.CHUNKS_WITHOUT_WORDS, {"limit": 1000}, database_=self._database
+                    )
+                )[0]
+            if not records:
+                break
+            rows = [{"id": r["id"], "words": index_text(r["text"] or "")} for r in records]
+            with self._translated("storing search words"):
+                await driver.execute_query(
+                    cy.SET_CHUNK_WORDS, {"rows": rows}, database_=self._database
+                )
+            filled += len(rows)
+        if filled:
+            log.info("graph_store.search_words_filled_in", chunks=filled, at=self.where)
 
     # --- writes -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import neo4j
 
 from app.adapters import neo4j_cypher as cy
 from app.adapters.neo4j_support import encode_optional_json, encode_optional_time, encode_time
+from app.adapters.search_words import index_text
 from app.domain.errors import BackendError, UnavailableError
 from app.domain.models import DeletedDocument, DocumentBundle
 
@@ -130,7 +131,7 @@ class WritePlan:
                 "ingested_at": encode_time(doc.ingested_at),
                 "metadata": encode_optional_json(doc.metadata, f"metadata of {doc.id}"),
             },
-            chunks=[asdict(c) for c in bundle.chunks],
+            chunks=[{**asdict(c), "words": index_text(c.text)} for c in bundle.chunks],
             entities=[
                 {**asdict(entities[i]), "name_folded": entities[i].name.casefold()}
                 for i in sorted(entities)

@@ -28,6 +28,7 @@ import neo4j
 import neo4j.exceptions as nx
 import neo4j.time
 
+from app.adapters.search_words import query_words
 from app.domain.errors import (
     BackendError,
     BadInputError,
@@ -255,9 +256,6 @@ def decode_optional_json(text: str | None) -> Any:
 
 # --- full-text queries -----------------------------------------------------------------
 
-# At most this many distinct words of a keyword query are searched (as in SQLite).
-MAX_QUERY_TERMS = 32
-_WORD = re.compile(r"\w+")
 _LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 
 
@@ -269,16 +267,10 @@ def lucene_escape(text: str) -> str:
 def lucene_query(text: str) -> str | None:
     """A Lucene query matching any of the words of ``text``; ``None`` if there are none.
 
-    Words are found as SQLite finds them (runs of letters, digits and ``_``), so both
+    The words are ``search_words.query_words``, folded as the index text is, so both
     stores search the same terms. Each is escaped and quoted: no operator (``AND``,
     ``OR``, ``NOT``, ``+``, ``-``), field (``text:``), wildcard, fuzzy or range syntax
-    survives, and a word the analyser splits in several tokens stays one phrase.
+    survives.
     """
-    terms: dict[str, str] = {}
-    for word in _WORD.findall(text):
-        terms.setdefault(word.casefold(), word)
-    if not terms:
-        return None
-    return " OR ".join(
-        f'"{lucene_escape(word)}"' for word in list(terms.values())[:MAX_QUERY_TERMS]
-    )
+    terms = query_words(text)
+    return " OR ".join(f'"{lucene_escape(word)}"' for word in terms) if terms else None

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 
+from app.adapters.search_words import query_words
 from app.adapters.sqlite_support import decode_json, decode_optional_time, decode_time
 from app.domain.models import Chunk, Document, Entity, Evidence, Relation
 
-# At most this many distinct words of a keyword query are searched.
-MAX_QUERY_TERMS = 32
-_WORD = re.compile(r"\w+")
-
 
 def fts_query(text: str) -> str | None:
-    """An FTS5 query matching any of the words of ``text``, each quoted as a string so
-    no operator, column filter or prefix syntax survives; ``None`` if there are none."""
-    terms: dict[str, str] = {}
-    for word in _WORD.findall(text):
-        terms.setdefault(word.casefold(), word)
-    if not terms:
-        return None
-    return " OR ".join(f'"{word}"' for word in list(terms.values())[:MAX_QUERY_TERMS])
+    """An FTS5 query matching any of the words of ``text`` (``search_words``), each
+    quoted as a string so no operator, column filter or prefix syntax survives; ``None``
+    if there are none."""
+    terms = query_words(text)
+    return " OR ".join(f'"{word}"' for word in terms) if terms else None
 
 
 def document_row(row: sqlite3.Row) -> Document:

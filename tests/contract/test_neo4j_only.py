@@ -24,6 +24,7 @@ import pytest
 from app.adapters import neo4j_cypher as cy
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.neo4j_support import lucene_escape, lucene_query, parse_target
+from app.adapters.search_words import index_text
 from app.domain.errors import BackendError, BadInputError, ConfigurationError, UnavailableError
 from app.domain.models import (
     ChunkFilter,
@@ -136,12 +137,43 @@ async def test_start_creates_constraints_and_indexes_online(
         assert indexes["kg_entity_mention_count"]["type"] == "RANGE"
         assert indexes["kg_document_ingested_at"]["properties"] == ["ingested_at"]
         chunk_text = indexes[cy.CHUNK_TEXT_INDEX]
-        assert (chunk_text["type"], chunk_text["properties"]) == ("FULLTEXT", ["text"])
-        assert chunk_text["options"]["indexConfig"]["fulltext.analyzer"] == "standard-folding"
+        assert (chunk_text["type"], chunk_text["properties"]) == ("FULLTEXT", ["words"])
+        assert chunk_text["options"]["indexConfig"]["fulltext.analyzer"] == "whitespace"
+        assert not set(cy.RETIRED_INDEXES) & set(indexes)
         assert indexes[cy.ENTITY_NAME_INDEX]["properties"] == ["name", "aliases"]
     finally:
         await first.close()
         await second.close()
+
+
+async def test_start_retires_old_indexes_and_gives_old_chunks_their_words(
+    make_store: Callable[[], Neo4jGraphStore], raw: neo4j.AsyncDriver
+) -> None:
+    """An upgrade: a graph written before chunks had ``words`` (and with the old
+    full-text index) becomes searchable at the next start."""
+    bundle = lovelace_bundle()
+    first = make_store()
+    await first.start()
+    await first.write_document(bundle)
+    await first.close()
+    await raw.execute_query("MATCH (c:Chunk) REMOVE c.words")
+    await raw.execute_query(
+        "CREATE FULLTEXT INDEX kg_chunk_text IF NOT EXISTS FOR (n:Chunk) ON EACH [n.text]"
+    )
+    again = make_store()
+    await again.start()
+    try:
+        names = {i["name"] for i in await query(raw, "SHOW INDEXES YIELD name RETURN name")}
+        assert "kg_chunk_text" not in names and cy.CHUNK_TEXT_INDEX in names
+        words = await query(raw, "MATCH (c:Chunk) RETURN c.id AS id, c.words AS words")
+        assert {w["id"]: w["words"] for w in words} == {
+            c.id: index_text(c.text) for c in bundle.chunks
+        }
+        await raw.execute_query("CALL db.awaitIndexes(30)")
+        hits = await again.keyword_search("Lovelace", 5, ChunkFilter())
+        assert {h.chunk_id for h in hits} == {c.id for c in bundle.chunks}
+    finally:
+        await again.close()
 
 
 async def test_lists_walk_the_range_indexes(raw: neo4j.AsyncDriver, store: Neo4jGraphStore) -> None:
@@ -633,9 +665,12 @@ def test_lucene_escape_covers_every_operator_character() -> None:
 
 
 def test_lucene_query_quotes_words_and_joins_them_with_or() -> None:
-    assert lucene_query("AND OR NOT") == '"AND" OR "OR" OR "NOT"'
-    assert lucene_query("text:Babbage && (London)~2") == '"text" OR "Babbage" OR "London" OR "2"'
-    assert lucene_query("Babb* engine ENGINE") == '"Babb" OR "engine"'
+    assert lucene_query("AND OR NOT") == '"and" OR "or" OR "not"'
+    assert lucene_query("text:Babbage && (London)~2") == '"text" OR "babbage" OR "london" OR "2"'
+    assert lucene_query("Babb* engine ENGINE") == '"babb" OR "engine"'
+    assert lucene_query("Norway's Svěrák snake_case") == (
+        '"norway" OR "s" OR "sverak" OR "snake" OR "case"'
+    )
     assert lucene_query("!!! // {} \\") is None
     assert lucene_query("") is None
     many = " ".join(f"w{i}" for i in range(100))

@@ -16,20 +16,9 @@ threshold, Neo4j below ``EXACT_SCAN_MAX``); ranks are equal and scores agree to 
 well inside the closest gap between two ranks (~9e-5), so no tie is left to chance.
 
 KEYWORD search scores differ by design (FTS5 bm25 against Lucene), so only the set of
-chunks a single word matches is compared, for the words of entity names (414 of 449:
-stop words, and words that stand joined to a neighbour through punctuation somewhere in
-the text, are left to the tests of those differences). Where the analysers differ (each
-pinned by its own test below):
-
-* stop words: Neo4j's ``standard-folding`` analyser drops Lucene's 33 English stop
-  words ("the", "of", "and"...) from index and query, so they match nothing there;
-  SQLite's ``unicode61`` matches every chunk holding them. A documented difference.
-* words joined by punctuation: Lucene's tokenizer (Unicode word boundaries) keeps
-  ``Norway's``, ``Ma‘rūfābād``, ``U.S`` or ``1,000`` as one token; ``unicode61`` splits
-  at the punctuation. So "Norway" misses "Norway's" on Neo4j only: xfail, a bug.
-* letters without a decomposition (ł, ø, æ, ß): Lucene's ASCII folding folds them,
-  ``unicode61 remove_diacritics 2`` does not, so "Lodz" finds "Łódź" on Neo4j only:
-  xfail. Letters with combining marks ("Sverak" for "Svěrák") fold alike.
+chunks a single word matches is compared, for every word of every entity name, plus
+stop words, words before an apostrophe and letters with and without a decomposition:
+both stores match the same words (``app/adapters/search_words.py``).
 """
 
 from __future__ import annotations
@@ -471,25 +460,6 @@ async def test_vector_search_within_documents_matches(backends: Backends) -> Non
 
 # --- keyword search: the sets of matching chunks ---------------------------------------
 
-# Lucene's English stop words, which ``standard-folding`` drops (as Neo4j's
-# ``db.index.fulltext.listAvailableAnalyzers()`` lists them).
-LUCENE_STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the "  # noqa: SIM905 (a list of 33 strings reads worse)
-    "their then there these they this to was will with".split()
-)
-# Runs of words Lucene's tokenizer may keep as one token; SQLite's splits them.
-JOINED_RUN = re.compile(r"\w+(?:[.,:;'\u2018\u2019]\w+)+")
-
-
-def joined_words(texts: list[str]) -> set[str]:
-    """Folded words that somewhere stand joined to a neighbour through punctuation."""
-    return {
-        word.casefold()
-        for text in texts
-        for run in JOINED_RUN.findall(text)
-        for word in re.findall(r"\w+", run)
-    }
-
 
 async def keyword_hits(c: Container, /, words: list[str]) -> dict[str, set[str]]:
     """The chunks each word matches, asked in one operation (an aliased field each)."""
@@ -510,16 +480,7 @@ async def keyword_hits(c: Container, /, words: list[str]) -> dict[str, set[str]]
 
 async def test_keyword_search_matches_for_words_of_entity_names(backends: Backends) -> None:
     entities = await full_list(backends.embedded, ENTITIES_QUERY, "entities")
-    docs = await full_list(backends.embedded, DOCUMENTS_QUERY, "documents")
-    joined = joined_words([c["text"] for d in docs for c in complete(d["chunks"])])
-    words = sorted(
-        {
-            word
-            for e in entities
-            for word in re.findall(r"\w+", e["name"])
-            if word.casefold() not in LUCENE_STOP_WORDS | joined
-        }
-    )
+    words = sorted({word for e in entities for word in re.findall(r"\w+", e["name"])})
     assert len(words) > 300
     embedded, server = await backends.both(keyword_hits, words)
     differing = {w: (embedded[w], server[w]) for w in words if embedded[w] != server[w]}
@@ -527,23 +488,17 @@ async def test_keyword_search_matches_for_words_of_entity_names(backends: Backen
     assert all(embedded[w] for w in words)  # every word of a name is in some chunk
 
 
-async def test_keyword_search_drops_stop_words_on_neo4j_only(backends: Backends) -> None:
-    """A documented difference, pinned: Lucene's analyser drops stop words."""
+async def test_keyword_search_keeps_stop_words_on_both(backends: Backends) -> None:
+    """Lucene's English analysers would drop these; the whitespace analyser over
+    pre-split words (search_words) keeps them, as SQLite does."""
     words = ["the", "of", "and", "with", "A"]
     embedded, server = await backends.both(keyword_hits, words)
     assert all(embedded[w] for w in words)
-    assert not any(server[w] for w in words)
+    assert embedded == server
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Neo4j's full-text index (neo4j_cypher.FULLTEXT_ANALYZER 'standard-folding', "
-    "Lucene's Unicode word-boundary tokenizer) indexes \"Norway's\" as one token "
-    '"norway\'s", so the word "Norway" does not find it; SQLite\'s unicode61 splits '
-    "at the apostrophe and does. neo4j_support.lucene_query splits the query as SQLite "
-    "does, but the indexed text is not split alike.",
-)
 async def test_keyword_search_finds_words_before_an_apostrophe(backends: Backends) -> None:
+    """Lucene's word boundaries keep "Norway's" whole; the indexed words split it."""
     words = ["Norway", "Maurice", "Foster", "MTV", "Carlmar", "children"]
     embedded, server = await backends.both(keyword_hits, words)
     assert all(embedded[w] for w in words)
@@ -557,18 +512,14 @@ async def test_keyword_search_folds_combining_marks_alike(backends: Backends) ->
     assert all(embedded[w] for w in words)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Neo4j's 'standard-folding' analyser (ASCIIFoldingFilter) folds letters that "
-    'have no Unicode decomposition (ł to l, ø to o, æ to ae, ß to ss), so "Lodz" finds '
-    '"Łódź" and "Ilawa" finds "Iława" there; SQLite\'s unicode61 remove_diacritics 2 '
-    "(sqlite_schema, chunks_fts) only strips combining marks and finds neither.",
-)
 async def test_keyword_search_folds_letters_with_strokes_alike(backends: Backends) -> None:
-    words = ["Lodz", "Ilawa"]
+    """ł, ø, æ have no decomposition: neither store folds them (Lucene's ASCII folding
+    would), so "Łódź" finds the chunk and "Lodz" finds nothing, on both."""
+    words = ["Łódź", "Iława", "Lodz", "Ilawa"]
     embedded, server = await backends.both(keyword_hits, words)
-    assert all(server[w] for w in words)
     assert embedded == server
+    assert embedded["Łódź"] and embedded["Iława"]
+    assert not embedded["Lodz"] and not embedded["Ilawa"]
 
 
 # --- lookups and bad input -------------------------------------------------------------
