@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -31,6 +31,9 @@ from app.services.catalog import CatalogService
 from app.services.ingestion import IngestionService
 from app.services.search import SearchService
 
+if TYPE_CHECKING:  # adapters are imported when chosen, not at start-up
+    from app.adapters.neo4j_connection import Neo4jConnection
+
 log = structlog.get_logger(__name__)
 
 
@@ -38,7 +41,26 @@ def _scheme(url: str) -> str:
     return urlsplit(url).scheme
 
 
-def make_graph_store(settings: Settings) -> GraphStore:
+class Neo4jConnections:
+    """One Neo4j connection (one driver, one pool) per URL, shared by the stores on it:
+    with ``KG_GRAPH_URL`` and ``KG_VECTOR_URL`` the same, graph and vectors share it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._by_url: dict[str, Neo4jConnection] = {}
+
+    def __call__(self, url: str) -> Neo4jConnection:
+        if url not in self._by_url:
+            from app.adapters.neo4j_connection import Neo4jConnection
+
+            n = self._settings.neo4j
+            self._by_url[url] = Neo4jConnection(
+                url, n.user, _secret(n.password), **_neo4j_pool(self._settings)
+            )
+        return self._by_url[url]
+
+
+def make_graph_store(settings: Settings, neo4j: Neo4jConnections | None = None) -> GraphStore:
     scheme = _scheme(settings.graph_url)
     if scheme == "sqlite":
         from app.adapters.sqlite_graph_store import SqliteGraphStore
@@ -46,8 +68,7 @@ def make_graph_store(settings: Settings) -> GraphStore:
         return SqliteGraphStore(settings.data_path(settings.graph_url, "graph.sqlite3"))
     from app.adapters.neo4j_graph_store import Neo4jGraphStore
 
-    n = settings.neo4j
-    return Neo4jGraphStore(settings.graph_url, n.user, _secret(n.password), **_neo4j_pool(settings))
+    return Neo4jGraphStore.on((neo4j or Neo4jConnections(settings))(settings.graph_url))
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -64,7 +85,7 @@ def _neo4j_pool(settings: Settings) -> dict[str, Any]:
     }
 
 
-def make_vector_store(settings: Settings) -> VectorStore:
+def make_vector_store(settings: Settings, neo4j: Neo4jConnections | None = None) -> VectorStore:
     url = settings.vector_url
     scheme = _scheme(url)
     if scheme == "edge":
@@ -81,8 +102,7 @@ def make_vector_store(settings: Settings) -> VectorStore:
         return QdrantVectorStore(url=url, path=None)
     from app.adapters.neo4j_vector_store import Neo4jVectorStore
 
-    n = settings.neo4j
-    return Neo4jVectorStore(url, n.user, _secret(n.password), **_neo4j_pool(settings))
+    return Neo4jVectorStore.on((neo4j or Neo4jConnections(settings))(url))
 
 
 def make_job_store(settings: Settings) -> JobStore:
@@ -217,10 +237,11 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
     def pick(name: str, make: Any) -> Any:
         return overrides[name] if name in overrides else make(settings)
 
+    neo4j = Neo4jConnections(settings)
     return Container(
         settings=settings,
-        graph=instrument("graph", pick("graph", make_graph_store)),
-        vectors=instrument("vectors", pick("vectors", make_vector_store)),
+        graph=instrument("graph", pick("graph", lambda s: make_graph_store(s, neo4j))),
+        vectors=instrument("vectors", pick("vectors", lambda s: make_vector_store(s, neo4j))),
         jobs=instrument("jobs", pick("jobs", make_job_store)),
         bus=pick("bus", make_bus),
         cache=pick("cache", make_cache),

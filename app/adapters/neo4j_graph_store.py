@@ -9,8 +9,9 @@ read issued after a write sees it, on a cluster too.
 
 ``write_document`` and ``delete_document`` are one transaction each; what they do, and
 how locks keep derived fields exact under concurrent writers, is in
-``neo4j_graph_writes``. A driver built from a URL belongs to the store (``close`` closes
-it); one injected with ``with_driver`` belongs to the caller.
+``neo4j_graph_writes``. The driver comes from a ``Neo4jConnection``: the store's own
+(built from a URL), one shared with the vector store (``on``), or a borrowed driver
+(``with_driver``), which ``close`` leaves open.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import structlog
 
 from app.adapters import neo4j_cypher as cy
 from app.adapters.bundle_validation import validate_bundle
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_writes import WritePlan, delete_document, write_bundle
 from app.adapters.neo4j_support import (
     DEFAULT_ACQUIRE_TIMEOUT,
@@ -32,15 +34,12 @@ from app.adapters.neo4j_support import (
     DEFAULT_POOL_SIZE,
     DEFAULT_QUERY_TIMEOUT,
     DEFAULT_RETRY_TIME,
-    check_positive,
     decode_optional_json,
     decode_optional_time,
     decode_time,
-    driver_factory,
     encode_optional_time,
     lucene_query,
     neo4j_error,
-    translate_errors,
 )
 from app.adapters.search_checks import matches_nothing
 from app.adapters.search_words import index_text
@@ -109,17 +108,26 @@ class Neo4jGraphStore:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         retry_time: float = DEFAULT_RETRY_TIME,
     ) -> None:
-        target, connect = driver_factory(
-            url,
-            user,
-            password,
-            pool_size=pool_size,
-            acquire_timeout=acquire_timeout,
-            connect_timeout=connect_timeout,
-            retry_time=retry_time,
+        self._setup(
+            Neo4jConnection(
+                url,
+                user,
+                password,
+                database=database,
+                pool_size=pool_size,
+                acquire_timeout=acquire_timeout,
+                query_timeout=query_timeout,
+                connect_timeout=connect_timeout,
+                retry_time=retry_time,
+            )
         )
 
-        self._setup(connect, True, target.where, target.password, database, query_timeout)
+    @classmethod
+    def on(cls, connection: Neo4jConnection) -> Neo4jGraphStore:
+        """A store on a connection it may share (with the vector store, say)."""
+        store = cls.__new__(cls)
+        store._setup(connection)
+        return store
 
     @classmethod
     def with_driver(
@@ -131,26 +139,17 @@ class Neo4jGraphStore:
         where: str = "Neo4j",
     ) -> Neo4jGraphStore:
         """A store on a driver someone else owns: ``close`` leaves it open."""
-        store = cls.__new__(cls)
-        store._setup(lambda: driver, False, where, None, database, query_timeout)
-        return store
+        return cls.on(
+            Neo4jConnection.borrowed(
+                driver, database=database, query_timeout=query_timeout, where=where
+            )
+        )
 
-    def _setup(
-        self,
-        connect: Callable[[], neo4j.AsyncDriver],
-        owns_driver: bool,
-        where: str,
-        secret: str | None,
-        database: str | None,
-        query_timeout: float,
-    ) -> None:
-        check_positive(query_timeout=query_timeout)
-        self.where = where
-        self._connect = connect
-        self._owns_driver = owns_driver
-        self._secret = secret
-        self._database = database
-        self._timeout = query_timeout
+    def _setup(self, connection: Neo4jConnection) -> None:
+        self._connection = connection
+        self.where = connection.where
+        self._database = connection.database
+        self._timeout = connection.timeout
         self._driver: neo4j.AsyncDriver | None = None
         self._lock = asyncio.Lock()
 
@@ -162,23 +161,20 @@ class Neo4jGraphStore:
         async with self._lock:
             if self._driver is not None:
                 return
-            driver = self._connect()
+            driver = await self._connection.acquire()
             try:
                 await self._check_version(driver)
                 await self._create_schema(driver)
             except BaseException:
-                if self._owns_driver:
-                    with suppress(neo4j.exceptions.DriverError, OSError):  # keep the cause
-                        await driver.close()
+                await self._connection.abandon()  # keeps the cause
                 raise
             self._driver = driver
 
     async def close(self) -> None:
         async with self._lock:
             driver, self._driver = self._driver, None
-            if driver is not None and self._owns_driver:
-                with self._translated("closing the graph store"):
-                    await driver.close()
+            if driver is not None:
+                await self._connection.release()
 
     async def _check_version(self, driver: neo4j.AsyncDriver) -> None:
         with self._translated("connecting"):
@@ -198,14 +194,15 @@ class Neo4jGraphStore:
         for name in cy.RETIRED_INDEXES:
             with self._translated(f"dropping the retired index {name}"):
                 await driver.execute_query(cy.DROP_INDEX.format(name), database_=self._database)
+        secret = self._connection.secret
         for name, statement in cy.SCHEMA:
             try:
                 await driver.execute_query(statement, database_=self._database)
             except neo4j.exceptions.ClientError as exc:
                 if exc.code not in _ALREADY_EXISTS:
-                    raise neo4j_error(exc, f"creating {name}", self.where, self._secret) from exc
+                    raise neo4j_error(exc, f"creating {name}", self.where, secret) from exc
             except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
-                raise neo4j_error(exc, f"creating {name}", self.where, self._secret) from exc
+                raise neo4j_error(exc, f"creating {name}", self.where, secret) from exc
         names = [name for name, _ in cy.SCHEMA]
         with self._translated("waiting for indexes"):
             # Timed out, or an index failed: the states read next say which.
@@ -449,7 +446,7 @@ class Neo4jGraphStore:
         return self._driver
 
     def _translated(self, action: str) -> AbstractContextManager[None]:
-        return translate_errors(action, self.where, self._secret)
+        return self._connection.translated(action)
 
 
 # --- records --------------------------------------------------------------------------

@@ -29,21 +29,19 @@ found. Writes run in managed transactions (the driver retries transient failures
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 import neo4j
 
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_support import (
     DEFAULT_ACQUIRE_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_POOL_SIZE,
     DEFAULT_QUERY_TIMEOUT,
     DEFAULT_RETRY_TIME,
-    check_positive,
-    driver_factory,
-    translate_errors,
 )
 from app.adapters.search_checks import checked_vector
 from app.domain.errors import BackendError, ConfigurationError, UnavailableError
@@ -120,8 +118,9 @@ class Neo4jVectorStore:
     """Chunks' vectors in the Neo4j server at ``url``; credentials may be in the URL.
 
     ``database`` None means the server's default database. Stores of at most
-    ``exact_scan_max`` vectors are searched exactly, without the index. Use ``with_driver`` to share
-    the driver the graph store uses (one pool for one database).
+    ``exact_scan_max`` vectors are searched exactly, without the index. ``on`` shares a
+    connection (the graph store's: one pool for one database); ``with_driver`` uses a
+    driver the caller owns.
     """
 
     capabilities = frozenset({FILTER_DOCUMENTS, FILTER_ENTITY_TYPES})
@@ -140,18 +139,29 @@ class Neo4jVectorStore:
         retry_time: float = DEFAULT_RETRY_TIME,
         exact_scan_max: int = EXACT_SCAN_MAX,
     ) -> None:
-        target, connect = driver_factory(
-            url,
-            user,
-            password,
-            pool_size=pool_size,
-            acquire_timeout=acquire_timeout,
-            connect_timeout=connect_timeout,
-            retry_time=retry_time,
+        self._setup(
+            Neo4jConnection(
+                url,
+                user,
+                password,
+                database=database,
+                pool_size=pool_size,
+                acquire_timeout=acquire_timeout,
+                query_timeout=query_timeout,
+                connect_timeout=connect_timeout,
+                retry_time=retry_time,
+            ),
+            exact_scan_max,
         )
 
-        self._setup(connect, True, target.where, target.password, database, query_timeout)
-        self._exact_scan_max = exact_scan_max
+    @classmethod
+    def on(
+        cls, connection: Neo4jConnection, *, exact_scan_max: int = EXACT_SCAN_MAX
+    ) -> Neo4jVectorStore:
+        """A store on a connection it may share (with the graph store, say)."""
+        store = cls.__new__(cls)
+        store._setup(connection, exact_scan_max)
+        return store
 
     @classmethod
     def with_driver(
@@ -164,27 +174,17 @@ class Neo4jVectorStore:
         exact_scan_max: int = EXACT_SCAN_MAX,
     ) -> Neo4jVectorStore:
         """A store on a driver someone else owns: ``close`` leaves it open."""
-        store = cls.__new__(cls)
-        store._setup(lambda: driver, False, where, None, database, query_timeout)
-        store._exact_scan_max = exact_scan_max
-        return store
+        connection = Neo4jConnection.borrowed(
+            driver, database=database, query_timeout=query_timeout, where=where
+        )
+        return cls.on(connection, exact_scan_max=exact_scan_max)
 
-    def _setup(
-        self,
-        connect: Callable[[], neo4j.AsyncDriver],
-        owns_driver: bool,
-        where: str,
-        secret: str | None,
-        database: str | None,
-        query_timeout: float,
-    ) -> None:
-        check_positive(query_timeout=query_timeout)
-        self.where = where
-        self._connect = connect
-        self._owns_driver = owns_driver
-        self._secret = secret
-        self._database = database
-        self._timeout = query_timeout
+    def _setup(self, connection: Neo4jConnection, exact_scan_max: int) -> None:
+        self._connection = connection
+        self.where = connection.where
+        self._database = connection.database
+        self._timeout = connection.timeout
+        self._exact_scan_max = exact_scan_max
         self._driver: neo4j.AsyncDriver | None = None
         self._dimension = 0
         self._lock = asyncio.Lock()
@@ -202,22 +202,19 @@ class Neo4jVectorStore:
                         f"{self._dimension}, not {dimension}"
                     )
                 return
-            driver = self._connect()
+            driver = await self._connection.acquire()
             try:
                 await self._create_schema(driver, dimension)
             except BaseException:
-                if self._owns_driver:
-                    with suppress(neo4j.exceptions.DriverError, OSError):  # keep the cause
-                        await driver.close()
+                await self._connection.abandon()  # keeps the cause
                 raise
             self._driver, self._dimension = driver, dimension
 
     async def close(self) -> None:
         async with self._lock:
             driver, self._driver = self._driver, None
-            if driver is not None and self._owns_driver:
-                with self._translated("closing the vector store"):
-                    await driver.close()
+            if driver is not None:
+                await self._connection.release()
 
     async def _create_schema(self, driver: neo4j.AsyncDriver, dimension: int) -> None:
         await self._check_dimension(driver, dimension)
@@ -378,7 +375,7 @@ class Neo4jVectorStore:
         return list(result.records)
 
     def _translated(self, action: str) -> AbstractContextManager[None]:
-        return translate_errors(action, self.where, self._secret)
+        return self._connection.translated(action)
 
 
 async def _rows(tx: neo4j.AsyncManagedTransaction, statement: str, **params: Any) -> list[Any]:

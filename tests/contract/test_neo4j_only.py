@@ -24,7 +24,10 @@ import pytest
 from app.adapters import neo4j_cypher as cy
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.neo4j_support import lucene_escape, lucene_query, parse_target
+from app.adapters.neo4j_vector_store import Neo4jVectorStore
 from app.adapters.search_words import index_text
+from app.config import load_settings
+from app.container import Neo4jConnections, make_graph_store, make_vector_store
 from app.domain.errors import BackendError, BadInputError, ConfigurationError, UnavailableError
 from app.domain.models import (
     ChunkFilter,
@@ -46,6 +49,7 @@ from tests.contract.bundles import (
     turing_bundle,
 )
 from tests.contract.conftest import GRAPH_STORES, NEO4J_URL_VAR
+from tests.contract.vector_fixtures import _NEO4J_VECTOR_WIPE
 
 URL = os.environ.get(NEO4J_URL_VAR, "")
 USER = os.environ.get("KG_TEST_NEO4J_USER") or "neo4j"
@@ -653,6 +657,42 @@ async def test_an_injected_driver_stays_open(store: Neo4jGraphStore) -> None:
         assert records[0]["one"] == 1
     finally:
         await driver.close()
+
+
+async def test_graph_and_vectors_on_one_url_share_one_connection(
+    tmp_path: Path, raw: neo4j.AsyncDriver
+) -> None:
+    """One pool per database per process: the container hands both stores one
+    connection; it stays open while either uses it and closes after the last."""
+    await wipe_vectors(raw)  # no index of another dimension left over
+    settings = load_settings(
+        data_dir=tmp_path, graph_url=URL, vector_url=URL, neo4j={"user": USER, "password": PASSWORD}
+    )
+    shared = Neo4jConnections(settings)
+    graph, vectors = make_graph_store(settings, shared), make_vector_store(settings, shared)
+    assert isinstance(graph, Neo4jGraphStore) and isinstance(vectors, Neo4jVectorStore)
+    connection = shared(URL)
+    await graph.start()
+    await vectors.start(8)
+    assert connection.users == 2
+    await graph.close()
+    assert await vectors.count() == 0  # the vectors' store still works
+    with pytest.raises(UnavailableError):
+        await graph.stats()
+    await vectors.close()
+    assert connection.users == 0
+    await graph.start()  # opens it again
+    try:
+        assert (await graph.stats()).documents >= 0
+    finally:
+        await graph.close()
+    await wipe_vectors(raw)
+
+
+async def wipe_vectors(raw: neo4j.AsyncDriver) -> None:
+    for statement in _NEO4J_VECTOR_WIPE:  # CALL IN TRANSACTIONS: an implicit transaction
+        async with raw.session() as session:
+            await (await session.run(statement)).consume()
 
 
 # --- full-text query syntax -------------------------------------------------------------
