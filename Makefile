@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check unit format schema bench eval browser clean help
+.PHONY: run test check unit format schema bench bench-services eval browser clean help
 
 help:
 	@echo "make run        start the server on embedded defaults (http://127.0.0.1:8000/graphql)"
@@ -20,6 +20,7 @@ help:
 	@echo "make services-up / services-down   real Neo4j, Kafka, Redis on 127.0.0.1"
 	@echo "make schema     regenerate graphql_schema/schema.graphql"
 	@echo "make bench      ingestion benchmark (tests/benchmarks/RESULTS.md)"
+	@echo "make bench-services  Neo4j writes, Kafka latency, 1 and 2 workers (starts the servers)"
 	@echo "make eval       NER evaluation (tests/eval/RESULTS.md)"
 
 include ops/graphiql/assets.mk
@@ -63,6 +64,12 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.ingest --workers 1
 	$(BIN)/python -m tests.benchmarks.ingest --workers 2
 	$(BIN)/python -m tests.benchmarks.precision
+
+# Against the real servers (started if needed); the Neo4j benchmarks wipe its graph.
+bench-services: $(STAMP) services-up
+	. .services/env && $(BIN)/python -m tests.benchmarks.neo4j_writes --paragraphs 200 --rounds 5
+	. .services/env && $(BIN)/python -m tests.benchmarks.kafka_latency --events 2000 --rate 200 --burst 2000 --in-flight 10
+	. .services/env && $(BIN)/python -m tests.benchmarks.scale_out --documents 300 --workers 1 2 --rounds 2
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.eval.ner
