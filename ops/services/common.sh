@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # the variables are used by the scripts sourcing this
 # Helpers shared by the loopback service scripts (neo4j.sh, kafka.sh, redis.sh,
-# services.sh). Sourced, never run. Paths, messages, pid handling, jar fetching.
+# services.sh). Sourced, never run. Paths, messages, pid handling, starting, stopping
+# and reporting on a server, jar fetching.
 
 # Repository root and the git-ignored folder every server keeps its files in.
 OPS_SERVICES="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -91,6 +92,93 @@ stop_pid() {
     sleep 0.2
   done
   say "$name stopped (pid $pid, $(since "$started")s)"
+}
+
+# launch_detached PIDFILE LOG -- COMMAND...: run COMMAND in the background in its own
+# session (setsid: a Ctrl-C in the calling terminal does not reach it), appending its
+# output to LOG, and wait up to 5 s for its pid in PIDFILE (the inner shell records its
+# own pid, which exec hands over to COMMAND; if the pid cannot be written, COMMAND never
+# starts, so no server runs untracked). Returns non-zero if no pid was recorded.
+launch_detached() {
+  local pidfile=$1 log=$2
+  [[ ${3:-} == -- ]] || die "launch_detached: usage: PIDFILE LOG -- COMMAND..."
+  shift 3
+  # shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
+  setsid bash -c 'echo $$ >"$0" && exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null 9>&- &
+  local waited=0
+  until [[ -s $pidfile ]] || ((waited > 50)); do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  [[ -n $(read_pid "$pidfile") ]]
+}
+
+# await_ready NAME PID PIDFILE LOG STOP_TIMEOUT WHY [STATUS=WHY...] -- PROBE...: run PROBE
+# (a probe.py call: 0 ready, 1 timed out, 2 exited, 3 refused). If it fails, stop PID
+# (waiting up to STOP_TIMEOUT), remove PIDFILE and exit with LOG's tail, saying the WHY
+# given for PROBE's exit status, or the first WHY for any other failure.
+await_ready() {
+  local name=$1 pid=$2 pidfile=$3 log=$4 stop_timeout=$5 why=$6
+  shift 6
+  local whys=()
+  while (($# > 0)) && [[ $1 != -- ]]; do
+    whys+=("$1")
+    shift
+  done
+  (($# > 1)) || die "await_ready: usage: NAME PID PIDFILE LOG STOP_TIMEOUT WHY [STATUS=WHY...] -- PROBE..."
+  shift
+  local status=0 each
+  "$@" >/dev/null || status=$?
+  if ((status == 0)); then return 0; fi
+  for each in "${whys[@]}"; do
+    if [[ ${each%%=*} == "$status" ]]; then why=${each#*=}; fi
+  done
+  if alive "$pid"; then stop_pid "$name" "$pid" "$stop_timeout" >&2; fi
+  rm -f "$pidfile"
+  fail_with_log "$name" "$log" "$why"
+}
+
+# reuse_running NAME PID LOG PROBLEM -- CHECK...: our server already runs as PID; say it
+# is reused, then exit with LOG's tail ("running (pid PID) but PROBLEM") unless CHECK passes.
+reuse_running() {
+  local name=$1 pid=$2 log=$3 problem=$4
+  [[ ${5:-} == -- ]] || die "reuse_running: usage: NAME PID LOG PROBLEM -- CHECK..."
+  shift 5
+  say "$name: already running (pid $pid), reusing it"
+  "$@" >/dev/null || fail_with_log "$name" "$log" "running (pid $pid) but $problem"
+}
+
+# stop_service NAME PIDFILE PATTERN TIMEOUT: stop our server if it runs (see stop_pid),
+# then remove its pid file.
+stop_service() {
+  local name=$1 pidfile=$2 pattern=$3 timeout=$4 pid
+  pid=$(running_pid "$pidfile" "$pattern")
+  if [[ -z $pid ]]; then
+    say "$name: not running"
+  else
+    stop_pid "$name" "$pid" "$timeout"
+  fi
+  rm -f "$pidfile"
+}
+
+# status_service NAME PIDFILE PATTERN LOG ADDRESS STATE DETAIL -- CHECK...: one line
+# saying whether our server runs; returns 0 only if it does and CHECK passes, else says
+# "STATE (pid N, DETAIL; log: LOG)".
+status_service() {
+  local name=$1 pidfile=$2 pattern=$3 log=$4 address=$5 state=$6 detail=$7 pid
+  [[ ${8:-} == -- ]] || die "status_service: usage: NAME PIDFILE PATTERN LOG ADDRESS STATE DETAIL -- CHECK..."
+  shift 8
+  pid=$(running_pid "$pidfile" "$pattern")
+  if [[ -z $pid ]]; then
+    say "$name: stopped"
+    return 1
+  fi
+  if "$@"; then
+    say "$name: running (pid $pid) on $address"
+  else
+    say "$name: $state (pid $pid, $detail; log: $log)"
+    return 1
+  fi
 }
 
 # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.

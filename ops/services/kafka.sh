@@ -20,7 +20,9 @@ PORT="${KG_SERVICES_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KG_SERVICES_KAFKA_CONTROLLER_PORT:-9093}"
 BOOTSTRAP="$SERVICES_HOST:$PORT"
 TIMEOUT="${KG_SERVICES_KAFKA_TIMEOUT:-120}"
+STOP_TIMEOUT=60
 MAIN=kafka.Kafka
+PATTERN="$MAIN $PROPS"
 VERSION=$(pom_property "$POM" kafka.version)
 
 JVM_OPTS=(
@@ -100,11 +102,10 @@ start() {
   local pid started
   require_port "$NAME" "$PORT"
   require_port "$NAME controller" "$CONTROLLER_PORT"
-  pid=$(running_pid "$PIDFILE" "$MAIN $PROPS")
+  pid=$(running_pid "$PIDFILE" "$PATTERN")
   require_python
   if [[ -n $pid ]]; then
-    say "$NAME: already running (pid $pid), reusing it"
-    probe "$pid" "$TIMEOUT" >/dev/null || fail_with_log "$NAME" "$LOG" "running (pid $pid) but no metadata answer on $BOOTSTRAP"
+    reuse_running "$NAME" "$pid" "$LOG" "no metadata answer on $BOOTSTRAP" -- probe "$pid" "$TIMEOUT"
     return 0
   fi
   require_java 17 99
@@ -116,55 +117,21 @@ start() {
   write_properties
   ensure_formatted
   say "$NAME $VERSION: starting on $BOOTSTRAP, controller on $SERVICES_HOST:$CONTROLLER_PORT (log: $LOG)"
-  # setsid: its own session, so Ctrl-C in the calling terminal does not reach it;
-  # the inner shell records its pid, which exec hands over to the JVM.
-  # shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-    "$SERVICES_JAVA" "${JVM_OPTS[@]}" -cp "$LIB/*" "$MAIN" "$PROPS" \
-    >>"$LOG" 2>&1 </dev/null 9>&- &
-  local waited=0
-  until [[ -s $PIDFILE ]] || ((waited > 50)); do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  launch_detached "$PIDFILE" "$LOG" -- "$SERVICES_JAVA" "${JVM_OPTS[@]}" -cp "$LIB/*" "$MAIN" "$PROPS" ||
+    fail_with_log "$NAME" "$LOG" "the JVM did not start"
   pid=$(read_pid "$PIDFILE")
-  [[ -n $pid ]] || fail_with_log "$NAME" "$LOG" "the JVM did not start"
-  local status=0
-  probe "$pid" "$TIMEOUT" >/dev/null || status=$?
-  if ((status != 0)); then
-    local why="no metadata answer on $BOOTSTRAP within ${TIMEOUT}s"
-    ((status == 2)) && why="the broker exited during start-up"
-    if alive "$pid"; then stop_pid "$NAME" "$pid" 60 >&2; fi
-    rm -f "$PIDFILE"
-    fail_with_log "$NAME" "$LOG" "$why"
-  fi
+  await_ready "$NAME" "$pid" "$PIDFILE" "$LOG" "$STOP_TIMEOUT" \
+    "no metadata answer on $BOOTSTRAP within ${TIMEOUT}s" \
+    "2=the broker exited during start-up" \
+    -- probe "$pid" "$TIMEOUT"
   say "$NAME: ready on $BOOTSTRAP (pid $pid) in $(since "$started")s"
 }
 
-stop() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$MAIN $PROPS")
-  if [[ -z $pid ]]; then
-    say "$NAME: not running"
-  else
-    stop_pid "$NAME" "$pid" 60
-  fi
-  rm -f "$PIDFILE"
-}
+stop() { stop_service "$NAME" "$PIDFILE" "$PATTERN" "$STOP_TIMEOUT"; }
 
 status() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$MAIN $PROPS")
-  if [[ -z $pid ]]; then
-    say "$NAME: stopped"
-    return 1
-  fi
-  if port_open "$PORT"; then
-    say "$NAME: running (pid $pid) on $BOOTSTRAP"
-  else
-    say "$NAME: starting or unhealthy (pid $pid, $BOOTSTRAP not accepting connections; log: $LOG)"
-    return 1
-  fi
+  status_service "$NAME" "$PIDFILE" "$PATTERN" "$LOG" "$BOOTSTRAP" \
+    "starting or unhealthy" "$BOOTSTRAP not accepting connections" -- port_open "$PORT"
 }
 
 case "${1:-}" in

@@ -19,7 +19,9 @@ NO_AUTH_MARK="$HOME_DIR/auth-disabled"
 PORT="${KG_SERVICES_NEO4J_PORT:-7687}"
 URL="bolt://$SERVICES_HOST:$PORT"
 TIMEOUT="${KG_SERVICES_NEO4J_TIMEOUT:-180}"
+STOP_TIMEOUT=60
 MAIN=org.neo4j.server.CommunityEntryPoint
+PATTERN="$MAIN --home-dir=$HOME_DIR"
 VERSION=$(pom_property "$POM" neo4j.version)
 
 # JVM flags the bootloader would derive from neo4j.conf; started directly we pass them.
@@ -104,11 +106,10 @@ probe() {
 start() {
   local pid started
   require_port "$NAME" "$PORT"
-  pid=$(running_pid "$PIDFILE" "$MAIN --home-dir=$HOME_DIR")
+  pid=$(running_pid "$PIDFILE" "$PATTERN")
   require_python
   if [[ -n $pid ]]; then
-    say "$NAME: already running (pid $pid), reusing it"
-    probe "$pid" "$TIMEOUT" >/dev/null || fail_with_log "$NAME" "$LOG" "running (pid $pid) but not answering on $URL"
+    reuse_running "$NAME" "$pid" "$LOG" "not answering on $URL" -- probe "$pid" "$TIMEOUT"
     return 0
   fi
   require_java 17 21
@@ -121,57 +122,23 @@ start() {
   ensure_password
   write_conf # auth may have been switched off by ensure_password
   say "$NAME $VERSION: starting on $URL (log: $LOG)"
-  # setsid: its own session, so Ctrl-C in the calling terminal does not reach it;
-  # the inner shell records its pid, which exec hands over to the JVM.
-  # shellcheck disable=SC2016  # $$ and $0 belong to the inner shell
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" \
-    "$SERVICES_JAVA" "${JVM_OPTS[@]}" -cp "$LIB/*" "$MAIN" \
-    --home-dir="$HOME_DIR" --config-dir="$CONF_DIR" --console-mode \
-    >>"$LOG" 2>&1 </dev/null 9>&- &
-  local waited=0
-  until [[ -s $PIDFILE ]] || ((waited > 50)); do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
+  launch_detached "$PIDFILE" "$LOG" -- "$SERVICES_JAVA" "${JVM_OPTS[@]}" -cp "$LIB/*" "$MAIN" \
+    --home-dir="$HOME_DIR" --config-dir="$CONF_DIR" --console-mode ||
+    fail_with_log "$NAME" "$LOG" "the JVM did not start"
   pid=$(read_pid "$PIDFILE")
-  [[ -n $pid ]] || fail_with_log "$NAME" "$LOG" "the JVM did not start"
-  local status=0
-  probe "$pid" "$TIMEOUT" >/dev/null || status=$?
-  if ((status != 0)); then
-    local why="not ready on $URL within ${TIMEOUT}s"
-    ((status == 2)) && why="the server exited during start-up"
-    ((status == 3)) && why="the server refused the password in $PASSWORD_FILE (reset with 'make services-clean')"
-    if alive "$pid"; then stop_pid "$NAME" "$pid" 60 >&2; fi
-    rm -f "$PIDFILE"
-    fail_with_log "$NAME" "$LOG" "$why"
-  fi
+  await_ready "$NAME" "$pid" "$PIDFILE" "$LOG" "$STOP_TIMEOUT" \
+    "not ready on $URL within ${TIMEOUT}s" \
+    "2=the server exited during start-up" \
+    "3=the server refused the password in $PASSWORD_FILE (reset with 'make services-clean')" \
+    -- probe "$pid" "$TIMEOUT"
   say "$NAME: ready on $URL (pid $pid) in $(since "$started")s"
 }
 
-stop() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$MAIN --home-dir=$HOME_DIR")
-  if [[ -z $pid ]]; then
-    say "$NAME: not running"
-  else
-    stop_pid "$NAME" "$pid" 60
-  fi
-  rm -f "$PIDFILE"
-}
+stop() { stop_service "$NAME" "$PIDFILE" "$PATTERN" "$STOP_TIMEOUT"; }
 
 status() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$MAIN --home-dir=$HOME_DIR")
-  if [[ -z $pid ]]; then
-    say "$NAME: stopped"
-    return 1
-  fi
-  if port_open "$PORT"; then
-    say "$NAME: running (pid $pid) on $URL"
-  else
-    say "$NAME: starting or unhealthy (pid $pid, $URL not accepting connections; log: $LOG)"
-    return 1
-  fi
+  status_service "$NAME" "$PIDFILE" "$PATTERN" "$LOG" "$URL" \
+    "starting or unhealthy" "$URL not accepting connections" -- port_open "$PORT"
 }
 
 case "${1:-}" in

@@ -12,6 +12,7 @@ PIDFILE="$HOME_DIR/redis.pid"
 PORT="${KG_SERVICES_REDIS_PORT:-6379}"
 URL="redis://$SERVICES_HOST:$PORT/0"
 TIMEOUT="${KG_SERVICES_REDIS_TIMEOUT:-20}"
+STOP_TIMEOUT=10
 # redis-server rewrites its process title to "redis-server <host>:<port>".
 PATTERN="redis-server $SERVICES_HOST:$PORT"
 
@@ -37,8 +38,7 @@ start() {
   require_port "$NAME" "$PORT"
   pid=$(running_pid "$PIDFILE" "$PATTERN")
   if [[ -n $pid ]]; then
-    say "$NAME: already running (pid $pid), reusing it"
-    ping || fail_with_log "$NAME" "$LOG" "running (pid $pid) but not answering PING on $URL"
+    reuse_running "$NAME" "$pid" "$LOG" "not answering PING on $URL" -- ping
     return 0
   fi
   install
@@ -58,7 +58,7 @@ start() {
       fail_with_log "$NAME" "$LOG" "the server exited during start-up"
     fi
     if ((SECONDS >= deadline)); then
-      if [[ -n $pid ]] && alive "$pid"; then stop_pid "$NAME" "$pid" 10 >&2; fi
+      if [[ -n $pid ]] && alive "$pid"; then stop_pid "$NAME" "$pid" "$STOP_TIMEOUT" >&2; fi
       fail_with_log "$NAME" "$LOG" "no PONG on $URL within ${TIMEOUT}s"
     fi
     sleep 0.1
@@ -67,30 +67,11 @@ start() {
   say "$NAME $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'): ready on $URL (pid $pid) in $(since "$started")s"
 }
 
-stop() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$PATTERN")
-  if [[ -z $pid ]]; then
-    say "$NAME: not running"
-  else
-    stop_pid "$NAME" "$pid" 10
-  fi
-  rm -f "$PIDFILE"
-}
+stop() { stop_service "$NAME" "$PIDFILE" "$PATTERN" "$STOP_TIMEOUT"; }
 
 status() {
-  local pid
-  pid=$(running_pid "$PIDFILE" "$PATTERN")
-  if [[ -z $pid ]]; then
-    say "$NAME: stopped"
-    return 1
-  fi
-  if ping; then
-    say "$NAME: running (pid $pid) on $URL"
-  else
-    say "$NAME: unhealthy (pid $pid, no PONG on $URL; log: $LOG)"
-    return 1
-  fi
+  status_service "$NAME" "$PIDFILE" "$PATTERN" "$LOG" "$URL" \
+    unhealthy "no PONG on $URL" -- ping
 }
 
 case "${1:-}" in
