@@ -1,14 +1,17 @@
-"""Search over chunks: by meaning (VECTOR) or by words (KEYWORD).
+"""Search over chunks: by meaning (VECTOR), by words (KEYWORD), or both (HYBRID).
 
 Scores: VECTOR is the cosine similarity of the query and chunk embeddings (-1..1);
 KEYWORD is the store's BM25-style relevance (positive, higher is better, comparable only
-within one result list). HYBRID arrives with the retrieval issue and is refused clearly
-until then.
+within one result list); HYBRID is the reciprocal rank fusion of the two lists (see
+``fuse``): the sum of ``1 / (RRF_K + rank)`` over the lists a chunk is in, at most
+``2 / (RRF_K + 1)`` (about 0.033). The filters go to each store, so both lists hold only
+chunks that pass them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from enum import StrEnum
 
 from app.config import LimitSettings
@@ -20,6 +23,12 @@ from app.ports.vector_store import VectorStore
 from app.services.validation import check_k
 
 MAX_QUERY_CHARS = 2_000
+# Reciprocal rank fusion (Cormack, Clarke and Buettcher, SIGIR 2009): the constant they
+# found robust; it keeps the first ranks from dominating the fused order.
+RRF_K = 60
+# How deep each list is read before fusing: a chunk ranked low in both lists can still
+# make the top k, so more than k is asked of each.
+HYBRID_DEPTH = 50
 
 
 class SearchMode(StrEnum):
@@ -53,13 +62,34 @@ class SearchService:
             )
         check_k(k, self._limits)
         if mode is SearchMode.VECTOR:
-            vector = await self.embed_query(query)
-            hits = await self._vectors.search(vector, k, filter)
-        elif mode is SearchMode.KEYWORD:
-            hits = await self._graph.keyword_search(query, k, filter)
-        else:
-            raise BadInputError("search mode HYBRID is not available yet: use VECTOR or KEYWORD")
-        return hits
+            return await self._by_vector(query, k, filter)
+        if mode is SearchMode.KEYWORD:
+            return await self._graph.keyword_search(query, k, filter)
+        depth = max(k, HYBRID_DEPTH)
+        by_vector, by_words = await asyncio.gather(
+            self._by_vector(query, depth, filter),
+            self._graph.keyword_search(query, depth, filter),
+        )
+        return fuse([by_vector, by_words], k)
+
+    async def _by_vector(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
+        return await self._vectors.search(await self.embed_query(query), k, filter)
 
     async def embed_query(self, query: str) -> list[float]:
         return (await asyncio.to_thread(self._embedder.embed, [query]))[0]
+
+
+def fuse(rankings: Sequence[Sequence[ChunkHit]], k: int) -> list[ChunkHit]:
+    """Reciprocal rank fusion of ranked lists: each chunk scores the sum over the lists
+    of ``1 / (RRF_K + rank)`` (rank from 1); the best ``k``, ties broken by the best
+    single rank, then by chunk id, so the order is stable."""
+    scores: dict[str, float] = {}
+    best: dict[str, int] = {}
+    documents: dict[str, str] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            best[hit.chunk_id] = min(best.get(hit.chunk_id, rank), rank)
+            documents[hit.chunk_id] = hit.document_id
+    order = sorted(scores, key=lambda c: (-scores[c], best[c], c))
+    return [ChunkHit(chunk_id=c, document_id=documents[c], score=scores[c]) for c in order[:k]]

@@ -549,7 +549,7 @@ async def test_nodes_by_id_match(backends: Backends) -> None:
         ('{ search(query: "film", k: 101, mode: VECTOR) { score } }', {}),
         ('{ search(query: "film", k: 0, mode: KEYWORD) { score } }', {}),
         ('{ search(query: "   ", mode: KEYWORD) { score } }', {}),
-        ('{ search(query: "film", mode: HYBRID) { score } }', {}),
+        ('{ search(query: "film", k: 101, mode: HYBRID) { score } }', {}),
         ('mutation { deleteDocument(id: "doc_000000000000000000000000") { deleted } }', {}),
         ('mutation { deleteDocument(id: "ent_000000000000000000000000") { deleted } }', {}),
     ],

@@ -10,7 +10,8 @@ import pytest
 
 from app.config import load_settings
 from app.container import Container, build_container
-from app.domain.models import EntityFilter, PageRequest, RelationFilter
+from app.domain.models import ChunkFilter, EntityFilter, PageRequest, RelationFilter
+from app.services.search import SearchMode
 from tests.integration.corpus_run import ingest_all, sample_documents
 
 pytestmark = pytest.mark.slow
@@ -112,3 +113,27 @@ async def test_every_relation_has_evidence_in_its_chunk(ingested: Container) -> 
         assert relation.confidence == max(e.confidence for e in found)
         chunks = await ingested.catalog.chunks([e.chunk_id for e in found])
         assert all(c is not None and e.text in c.text for e, c in zip(found, chunks, strict=True))
+
+
+async def test_hybrid_search_fuses_the_vector_and_keyword_lists(ingested: Container) -> None:
+    """HYBRID holds what each mode ranks first, scored by reciprocal rank fusion, and
+    keeps to the filters (each store applies them)."""
+    query = "queen of Lotharingia Teutberga"
+    by_vector = await ingested.search.search(query, 10, SearchMode.VECTOR, ChunkFilter())
+    by_words = await ingested.search.search(query, 10, SearchMode.KEYWORD, ChunkFilter())
+    hybrid = await ingested.search.search(query, 10, SearchMode.HYBRID, ChunkFilter())
+    ids = [h.chunk_id for h in hybrid]
+    assert by_vector[0].chunk_id in ids[:3] and by_words[0].chunk_id in ids[:3]
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+    assert 0 < hybrid[-1].score <= hybrid[0].score <= 2 / 61
+
+    only = (by_words[0].document_id,)
+    within = await ingested.search.search(
+        query, 10, SearchMode.HYBRID, ChunkFilter(document_ids=only)
+    )
+    assert within and {h.document_id for h in within} == set(only)
+    places = await ingested.search.search(
+        query, 10, SearchMode.HYBRID, ChunkFilter(entity_types=("GPE",))
+    )
+    chunks = await ingested.catalog.entities_of_chunks([h.chunk_id for h in places])
+    assert places and all(any(e.type == "GPE" for e in chunks[h.chunk_id]) for h in places)
