@@ -58,6 +58,9 @@ class LimitSettings(BaseModel):
     max_page_size: int = Field(100, ge=1)
     max_search_k: int = Field(100, ge=1)
     max_metadata_bytes: int = Field(16_384, ge=2)
+    max_depth: int = Field(3, ge=1)
+    max_neighborhood: int = Field(500, ge=1)
+    max_path_hops: int = Field(6, ge=1)
 
 
 class PipelineSettings(BaseModel):

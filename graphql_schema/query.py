@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import strawberry
 
 from app.domain import models
@@ -15,11 +17,13 @@ from graphql_schema.types import (
     Chunk,
     Document,
     Entity,
+    GraphPath,
     GraphStats,
     IngestionJob,
     Node,
     Relation,
     SearchHit,
+    Subgraph,
 )
 
 
@@ -114,6 +118,34 @@ class Query:
             if c is not None  # a vector whose chunk was deleted a moment ago
         ]
 
+    @strawberry.field(
+        description="An entity and those within depth hops of it (relations in either "
+        "direction), nearest first, at most limit in all."
+    )
+    async def neighborhood(
+        self, info: Info, entity_id: strawberry.ID, depth: int | None = 1, limit: int | None = 50
+    ) -> Subgraph:
+        found = await info.context.services.catalog.neighborhood(
+            entity_id, 1 if depth is None else depth, 50 if limit is None else limit
+        )
+        _prime_entities(info, found.entities)
+        return Subgraph.of(found)
+
+    @strawberry.field(
+        description="A shortest path between two entities (relations in either direction), "
+        "at most maxHops long; null if there is none."
+    )
+    async def path(
+        self, info: Info, from_id: strawberry.ID, to_id: strawberry.ID, max_hops: int | None = 4
+    ) -> GraphPath | None:
+        found = await info.context.services.catalog.path(
+            from_id, to_id, 4 if max_hops is None else max_hops
+        )
+        if found is None:
+            return None
+        _prime_entities(info, found.entities)
+        return GraphPath.of(found)
+
     @strawberry.field
     async def ingestion_job(self, info: Info, id: strawberry.ID) -> IngestionJob | None:
         return await job_of(info, id)
@@ -139,3 +171,8 @@ async def entity_of(info: Info, entity_id: str) -> Entity | None:
 async def job_of(info: Info, job_id: str) -> IngestionJob | None:
     j = await info.context.loaders.job_by_id.load(job_id)
     return IngestionJob.of(j) if j else None
+
+
+def _prime_entities(info: Info, entities: Sequence[models.Entity]) -> None:
+    """Edges' source and target are among the nodes: serve them without a read."""
+    info.context.loaders.entity_by_id.prime_many({e.id: e for e in entities})

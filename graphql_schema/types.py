@@ -255,6 +255,40 @@ class GraphStats:
     relations: int
 
 
+@strawberry.type(
+    description="An entity and the entities around it, nearest first, with the "
+    "relations among them."
+)
+class Subgraph:
+    nodes: list[Entity]
+    edges: list[Relation] = strawberry.field(
+        description="Relations with both ends among the nodes, most confident first."
+    )
+
+    @classmethod
+    def of(cls, s: models.Subgraph) -> Subgraph:
+        return cls(
+            nodes=[Entity.of(e) for e in s.entities], edges=[Relation.of(r) for r in s.relations]
+        )
+
+
+@strawberry.type(
+    description="A shortest path: edges[i] joins nodes[i] and nodes[i + 1], in either direction."
+)
+class GraphPath:
+    nodes: list[Entity]
+    edges: list[Relation]
+    length: int = strawberry.field(description="The number of edges.")
+
+    @classmethod
+    def of(cls, p: models.GraphPath) -> GraphPath:
+        return cls(
+            nodes=[Entity.of(e) for e in p.entities],
+            edges=[Relation.of(r) for r in p.relations],
+            length=p.length,
+        )
+
+
 @strawberry.type
 class DeleteResult:
     id: strawberry.ID

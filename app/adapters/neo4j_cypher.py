@@ -207,6 +207,32 @@ EVIDENCE_OF_RELATIONS = """
     ORDER BY key, confidence DESC, document_id, chunk_id, text
 """
 
+# --- walks (graph_walks) -----------------------------------------------------------------
+
+# One hop: each entity outside $seen joined to $frontier by a relation (either
+# direction), with its best such relation; the best $room of them. Rows are sorted
+# before ``collect``, so ``head`` is the best. A self-loop's other end is its own end,
+# which is in $seen, so it never leads anywhere.
+WALK_LINKS = f"""
+    UNWIND $frontier AS via
+    MATCH (:Entity {{id: via}})<-[:SOURCE|TARGET]-(r:Relation)-[:SOURCE|TARGET]->(n:Entity)
+    WHERE NOT n.id IN $seen
+    WITH n.id AS entity_id, via, r
+    ORDER BY r.confidence DESC, r.id
+    WITH entity_id, head(collect({{via: via, item: r {RELATION_MAP}}})) AS best
+    RETURN entity_id, best.via AS via, best.item AS item
+    ORDER BY best.item.confidence DESC, entity_id
+    LIMIT $room
+"""
+
+RELATIONS_AMONG = f"""
+    UNWIND $ids AS id
+    MATCH (:Entity {{id: id}})<-[:SOURCE]-(r:Relation)-[:TARGET]->(t:Entity)
+    WHERE t.id IN $ids
+    RETURN r {RELATION_MAP} AS item
+    ORDER BY r.confidence DESC, r.id
+"""
+
 # --- search and counts -----------------------------------------------------------------
 
 # The procedure streams every hit; the filters apply before ORDER BY ... LIMIT $k.

@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 import neo4j
 import structlog
 
+from app.adapters import graph_walks
 from app.adapters import neo4j_cypher as cy
 from app.adapters.bundle_validation import validate_bundle
 from app.adapters.neo4j_connection import Neo4jConnection
+from app.adapters.neo4j_graph_walks import Neo4jWalkReads
 from app.adapters.neo4j_graph_writes import WritePlan, delete_document, write_bundle
 from app.adapters.neo4j_support import (
     DEFAULT_ACQUIRE_TIMEOUT,
@@ -61,11 +63,13 @@ from app.domain.models import (
     Entity,
     EntityFilter,
     Evidence,
+    GraphPath,
     GraphStats,
     Page,
     PageRequest,
     Relation,
     RelationFilter,
+    Subgraph,
 )
 from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
 
@@ -152,6 +156,7 @@ class Neo4jGraphStore:
         self._timeout = connection.timeout
         self._driver: neo4j.AsyncDriver | None = None
         self._lock = asyncio.Lock()
+        self._walks = Neo4jWalkReads(self._read, self.get_entities, _relation)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -426,6 +431,14 @@ class Neo4jGraphStore:
             entities=r["entities"],
             relations=r["relations"],
         )
+
+    # --- walks (graph_walks holds the algorithm, neo4j_graph_walks its reads) ------------
+
+    async def neighborhood(self, entity_id: str, depth: int, limit: int) -> Subgraph | None:
+        return await graph_walks.neighborhood(self._walks, entity_id, depth, limit)
+
+    async def shortest_path(self, from_id: str, to_id: str, max_hops: int) -> GraphPath | None:
+        return await graph_walks.shortest_path(self._walks, from_id, to_id, max_hops)
 
     # --- plumbing -----------------------------------------------------------------------
 

@@ -166,6 +166,40 @@ EVIDENCE_OF_RELATIONS = f"""
     ORDER BY relation_id, confidence DESC, document_id, chunk_id, text
 """  # noqa: S608
 
+# --- walks (graph_walks) --------------------------------------------------------------
+
+# One hop: each entity outside :seen joined to :frontier by a relation (either
+# direction), with its best such relation; the best :room of them. A self-loop's other
+# end is its own end, which is in :seen, so it never leads anywhere.
+WALK_LINKS = f"""
+    WITH links AS (
+        SELECT r.target_id AS entity_id, r.source_id AS via, r.id AS rel
+        FROM relations AS r WHERE r.source_id IN (SELECT value FROM json_each(:frontier))
+        UNION ALL
+        SELECT r.source_id, r.target_id, r.id
+        FROM relations AS r WHERE r.target_id IN (SELECT value FROM json_each(:frontier))
+    ),
+    ranked AS (
+        SELECT l.entity_id, l.via, t.*,
+               ROW_NUMBER() OVER (
+                   PARTITION BY l.entity_id ORDER BY t.confidence DESC, t.id
+               ) AS _rn
+        FROM links AS l JOIN relations AS t ON t.id = l.rel
+        WHERE l.entity_id NOT IN (SELECT value FROM json_each(:seen))
+    )
+    SELECT t.entity_id AS entity_id, t.via AS via, {RELATION_COLUMNS}
+    FROM ranked AS t
+    WHERE t._rn = 1
+    ORDER BY t.confidence DESC, t.entity_id
+    LIMIT :room
+"""  # noqa: S608
+
+RELATIONS_AMONG = f"""
+    SELECT {RELATION_COLUMNS} FROM relations AS t
+    WHERE t.source_id IN {_KEYS} AND t.target_id IN {_KEYS}
+    ORDER BY t.confidence DESC, t.id
+"""  # noqa: S608
+
 # --- search and counts ---------------------------------------------------------------
 
 # bm25() is lower-is-better and negative; its negation is a positive score.

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from app.adapters import graph_walks
 from app.adapters import sqlite_graph_sql as sql
 from app.adapters.bundle_validation import validate_bundle
 from app.adapters.search_checks import matches_nothing
@@ -63,11 +64,13 @@ from app.domain.models import (
     Entity,
     EntityFilter,
     Evidence,
+    GraphPath,
     GraphStats,
     Page,
     PageRequest,
     Relation,
     RelationFilter,
+    Subgraph,
 )
 from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
 
@@ -400,6 +403,28 @@ class SqliteGraphStore:
             entities=row["entities"],
             relations=row["relations"],
         )
+
+    # --- walks (graph_walks holds the algorithm; these are its reads) ---------------------
+
+    async def neighborhood(self, entity_id: str, depth: int, limit: int) -> Subgraph | None:
+        return await graph_walks.neighborhood(self, entity_id, depth, limit)
+
+    async def shortest_path(self, from_id: str, to_id: str, max_hops: int) -> GraphPath | None:
+        return await graph_walks.shortest_path(self, from_id, to_id, max_hops)
+
+    async def links(
+        self, frontier: Sequence[str], seen: Sequence[str], room: int
+    ) -> list[graph_walks.Link]:
+        params = {"frontier": id_list(frontier), "seen": id_list(seen), "room": room}
+        rows = await self._fetch(sql.WALK_LINKS, params, "walking the graph")
+        return [
+            graph_walks.Link(entity_id=r["entity_id"], via=r["via"], relation=relation_row(r))
+            for r in rows
+        ]
+
+    async def relations_among(self, ids: Sequence[str]) -> list[Relation]:
+        rows = await self._fetch(sql.RELATIONS_AMONG, {"keys": id_list(ids)}, "reading relations")
+        return [relation_row(r) for r in rows]
 
     async def _fetch(self, query: str, params: Mapping[str, Any], action: str) -> list[sqlite3.Row]:
         conn = _started(self._reader)

@@ -213,6 +213,27 @@ class Direction(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Subgraph:
+    """Entities around one entity, nearest first, and the relations among them."""
+
+    entities: tuple[Entity, ...]
+    relations: tuple[Relation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphPath:
+    """A walk from ``entities[0]`` to ``entities[-1]``: ``relations[i]`` links
+    ``entities[i]`` and ``entities[i + 1]`` in either direction."""
+
+    entities: tuple[Entity, ...]
+    relations: tuple[Relation, ...]
+
+    @property
+    def length(self) -> int:
+        return len(self.relations)
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest:
     """Offset pagination: ``limit`` items after the first ``offset``."""
 

@@ -30,16 +30,21 @@ from app.domain.models import (
     Entity,
     EntityFilter,
     Evidence,
+    GraphPath,
     GraphStats,
     Page,
     PageRequest,
     Relation,
     RelationFilter,
+    Subgraph,
 )
 
 # Capabilities a graph store may declare.
 KEYWORD_SEARCH = "keyword_search"
 TRANSACTIONS = "transactions"
+
+# The most entities a ``shortest_path`` search may reach before it gives up.
+PATH_SEARCH_MAX_ENTITIES = 10_000
 
 
 class GraphStore(Protocol):
@@ -110,3 +115,38 @@ class GraphStore(Protocol):
         better (BM25-style). The query is plain words, never the store's query syntax."""
 
     async def stats(self) -> GraphStats: ...
+
+    # --- walks ------------------------------------------------------------------------
+    # Both walk relations in either direction, breadth first, one batched read per hop
+    # (never one per entity). A step from the entities at hop ``k`` reaches the entities
+    # not seen yet (hop ``k + 1``); each such entity's *link* is the best relation joining
+    # it to an entity at hop ``k``: highest ``confidence``, then smallest relation id.
+    # Entities of one hop rank by their link's confidence (descending), then entity id.
+    # Every store applies these rules, so all of them answer the same.
+
+    async def neighborhood(self, entity_id: str, depth: int, limit: int) -> Subgraph | None:
+        """The entity and every entity within ``depth`` hops of it, at most ``limit`` in
+        all (the entity itself included); ``None`` if there is no such entity.
+
+        Entities come nearest first: the entity, then hop 1, hop 2..., each hop in the
+        rank order above. A hop that would pass ``limit`` keeps only its best-ranked
+        entities that fit, and the walk stops there. Relations are every relation whose
+        two ends are both among the entities returned (self-loops included),
+        ``confidence`` descending, then id. ``depth`` 0 gives the entity alone with its self-loops.
+        ``depth`` below 0 or ``limit`` below 1 is a ``BadInputError``.
+        """
+
+    async def shortest_path(self, from_id: str, to_id: str, max_hops: int) -> GraphPath | None:
+        """A path of fewest relations (ignoring their direction) from ``from_id`` to
+        ``to_id``, at most ``max_hops`` long; ``None`` if there is none, or if either
+        entity does not exist. ``from_id == to_id`` gives the entity alone (length 0).
+
+        Among paths of equal length the one returned is fixed by the links above: the
+        path ends with ``to_id``'s link, whose other end's link comes before it, and so
+        on back to ``from_id``. That is, walking back from ``to_id``, each step takes the
+        best relation (highest confidence, then smallest id) to an entity one hop nearer
+        ``from_id``. ``max_hops`` below 0 is a ``BadInputError``. The search reads
+        whole hops; when the entities reached up to the hop that finds ``to_id`` (or up
+        to ``max_hops``) would pass ``PATH_SEARCH_MAX_ENTITIES``, it is a
+        ``QueryTooComplexError``.
+        """
