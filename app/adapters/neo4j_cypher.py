@@ -429,7 +429,7 @@ REFRESH = """
       MATCH (e:Entity {id: id})
       SET e.mention_count = COUNT { (e)<-[:MENTIONS]-() },
           e.aliases = COLLECT { MATCH (e)<-[m:MENTIONS]-() WHERE m.text <> e.name
-                                RETURN DISTINCT m.text }
+                                RETURN DISTINCT m.text AS text ORDER BY text }
     }
     CALL () {
       UNWIND $relations AS id

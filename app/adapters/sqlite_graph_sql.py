@@ -295,8 +295,10 @@ DELETE_ENTITIES = f"DELETE FROM entities WHERE id IN {_KEYS}"  # noqa: S608
 REFRESH_ENTITIES = f"""
     UPDATE entities SET
         mention_count = (SELECT COUNT(*) FROM mentions AS m WHERE m.entity_id = entities.id),
-        aliases = (SELECT json_group_array(DISTINCT m.text) FROM mentions AS m
-                   WHERE m.entity_id = entities.id AND m.text <> entities.name)
+        aliases = (SELECT json_group_array(text) FROM (
+                       SELECT DISTINCT m.text AS text FROM mentions AS m
+                       WHERE m.entity_id = entities.id AND m.text <> entities.name
+                       ORDER BY text))
     WHERE id IN {_KEYS}
 """  # noqa: S608
 REFRESH_RELATIONS = f"""

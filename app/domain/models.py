@@ -38,7 +38,8 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """A resolved entity. ``aliases`` and ``mention_count`` derive from its mentions."""
+    """A resolved entity. ``aliases`` (the other names it is mentioned by, sorted) and
+    ``mention_count`` derive from its mentions."""
 
     id: str
     key: str

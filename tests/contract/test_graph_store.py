@@ -421,17 +421,20 @@ async def test_entity_names_do_not_depend_on_the_order_documents_arrive_in(
     among equals the smallest in code point order ("BABBAGE" < "Babbage")."""
     lovelace = renamed(L, {BABBAGE.id: "Babbage", ENGINE.id: "Analytical Engine"})
     babbage = renamed(B, {BABBAGE.id: "Charles Babbage", ENGINE.id: "Analytical ENGINE"})
+    aliases: list[tuple[str, ...]] = []
     for order in ((lovelace, babbage), (babbage, lovelace)):
         for bundle in order:
             await graph_store.write_document(bundle)
         babbage_entity, engine = await graph_store.get_entities([BABBAGE.id, ENGINE.id])
         assert babbage_entity is not None and engine is not None
         assert (babbage_entity.name, engine.name) == ("Charles Babbage", "Analytical ENGINE")
+        aliases.append(babbage_entity.aliases)  # the other names, sorted
         found = await graph_store.list_entities(EntityFilter(name_contains="charles babbage"), ALL)
         assert [e.id for e in found.items] == [BABBAGE.id]  # the name filter follows
         for bundle in order:
             await graph_store.delete_document(bundle.document.id)
         assert await graph_store.get_entities([BABBAGE.id]) == [None]
+    assert aliases[0] == aliases[1] == tuple(sorted(aliases[0])) and len(aliases[0]) >= 2
 
 
 async def test_replay_keeps_the_first_ingestion_time(loaded_store: GraphStore) -> None:
