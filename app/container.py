@@ -172,7 +172,9 @@ class Container:
         s = self.settings
         tracker = JobTracker(self.jobs, self.bus)
         self.catalog = CatalogService(self.graph, s.limits)
-        self.search = SearchService(self.graph, self.vectors, self.embedder, s.limits)
+        self.search = SearchService(
+            self.graph, self.vectors, self.embedder, s.limits, self.cache.namespaced("kg-search")
+        )
         self.ingestion = IngestionService(
             self.graph, self.vectors, self.jobs, self.bus, tracker, s.limits
         )

@@ -13,3 +13,7 @@ class Cache(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def close(self) -> None: ...
+
+    def namespaced(self, namespace: str) -> Cache:
+        """Another view of the same backend whose keys live under ``namespace`` (one
+        per use, so uses never collide and their hit ratios are counted apart)."""

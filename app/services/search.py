@@ -11,12 +11,16 @@ chunks that pass them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from enum import StrEnum
 
+import structlog
+
 from app.config import LimitSettings
-from app.domain.errors import BadInputError
+from app.domain.errors import BadInputError, KGError
 from app.domain.models import ChunkFilter, ChunkHit
+from app.ports.cache import Cache
 from app.ports.graph_store import GraphStore
 from app.ports.models import Embedder
 from app.ports.vector_store import VectorStore
@@ -29,6 +33,12 @@ RRF_K = 60
 # How deep each list is read before fusing: a chunk ranked low in both lists can still
 # make the top k, so more than k is asked of each.
 HYBRID_DEPTH = 50
+# A query's embedding depends on the model and the text only, so it is cached across
+# requests and processes (the cache's backend); the time to live bounds what a flood of
+# distinct queries can hold.
+EMBEDDING_TTL_SECONDS = 600.0
+
+log = structlog.get_logger(__name__)
 
 
 class SearchMode(StrEnum):
@@ -44,11 +54,13 @@ class SearchService:
         vectors: VectorStore,
         embedder: Embedder,
         limits: LimitSettings,
+        cache: Cache | None = None,
     ) -> None:
         self._graph = graph
         self._vectors = vectors
         self._embedder = embedder
         self._limits = limits
+        self._cache = cache
 
     async def search(
         self, query: str, k: int, mode: SearchMode, filter: ChunkFilter
@@ -76,7 +88,31 @@ class SearchService:
         return await self._vectors.search(await self.embed_query(query), k, filter)
 
     async def embed_query(self, query: str) -> list[float]:
-        return (await asyncio.to_thread(self._embedder.embed, [query]))[0]
+        """The query's embedding, from the cache when another request computed it. A
+        cache that fails (Redis down) costs the computation, never the search."""
+        key = (
+            "query-embedding:"
+            + hashlib.sha256(f"{self._embedder.name}\0{query}".encode()).hexdigest()
+        )
+        cached = await self._cached(key)
+        if isinstance(cached, list) and len(cached) == self._embedder.dimension:
+            return [float(x) for x in cached]
+        vector = (await asyncio.to_thread(self._embedder.embed, [query]))[0]
+        if self._cache is not None:
+            try:
+                await self._cache.set(key, list(vector), ttl=EMBEDDING_TTL_SECONDS)
+            except KGError as exc:
+                log.warning("cache.write_failed", error=exc.message)
+        return vector
+
+    async def _cached(self, key: str) -> object:
+        if self._cache is None:
+            return None
+        try:
+            return await self._cache.get(key)
+        except KGError as exc:
+            log.warning("cache.read_failed", error=exc.message)
+            return None
 
 
 def fuse(rankings: Sequence[Sequence[ChunkHit]], k: int) -> list[ChunkHit]:
