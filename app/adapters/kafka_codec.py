@@ -21,8 +21,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from app.adapters.request_codec import optional_text, request_fields, request_from_fields, text
 from app.domain.errors import BackendError, BadInputError
-from app.domain.models import DocumentInput, IngestionEvent, IngestionRequest, JobStatus, Stage
+from app.domain.models import IngestionEvent, IngestionRequest, JobStatus, Stage
 
 SCHEMA_VERSION = 1
 REQUEST_KIND = "ingestion_request"
@@ -33,22 +34,8 @@ Headers = list[tuple[str, bytes]]
 
 
 def encode_request(request: IngestionRequest) -> bytes:
-    data = request.input
     return _dump(
-        {
-            "v": SCHEMA_VERSION,
-            "kind": REQUEST_KIND,
-            "job_id": request.job_id,
-            "document_id": request.document_id,
-            "request_id": request.request_id,
-            "input": {
-                "title": data.title,
-                "text": data.text,
-                "source": data.source,
-                "published_at": _time_text(data.published_at),
-                "metadata": data.metadata,
-            },
-        },
+        {"v": SCHEMA_VERSION, "kind": REQUEST_KIND, **request_fields(request)},
         f"the request of job {request.job_id}",
     )
 
@@ -57,22 +44,7 @@ def decode_request(body: bytes, header_request_id: str | None = None) -> Ingesti
     """The request in ``body``; its request id falls back to the header's."""
     raw = _load(body, REQUEST_KIND)
     try:
-        data = raw["input"]
-        metadata = data.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise TypeError(f"metadata is a {type(metadata).__name__}, not an object")
-        return IngestionRequest(
-            job_id=_text(raw["job_id"]),
-            document_id=_text(raw["document_id"]),
-            request_id=_optional_text(raw.get("request_id")) or header_request_id,
-            input=DocumentInput(
-                title=_text(data["title"]),
-                text=_text(data["text"]),
-                source=_optional_text(data.get("source")),
-                published_at=_time(data.get("published_at")),
-                metadata=metadata,
-            ),
-        )
+        return request_from_fields(raw, header_request_id)
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"malformed ingestion request on the bus: {exc!r}") from exc
 
@@ -104,13 +76,13 @@ def decode_event(body: bytes) -> IngestionEvent:
         if isinstance(progress, bool) or not isinstance(progress, int | float):
             raise TypeError(f"progress is a {type(progress).__name__}, not a number")
         return IngestionEvent(
-            job_id=_text(raw["job_id"]),
+            job_id=text(raw["job_id"]),
             status=JobStatus(raw["status"]),
             stage=Stage(raw["stage"]),
             progress=float(progress),
             at=at,
-            message=_optional_text(raw.get("message")),
-            document_id=_optional_text(raw.get("document_id")),
+            message=optional_text(raw.get("message")),
+            document_id=optional_text(raw.get("document_id")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"malformed ingestion event on the bus: {exc!r}") from exc
@@ -163,14 +135,4 @@ def _time_text(value: datetime | None) -> str | None:
 
 
 def _time(value: Any) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(_text(value))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected text, got {type(value).__name__}")
-    return value
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
+    return None if value is None else datetime.fromisoformat(text(value))

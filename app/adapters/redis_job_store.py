@@ -32,7 +32,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio
@@ -42,6 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
+from app.adapters.request_codec import request_fields, request_from_fields
 from app.domain.errors import (
     BackendError,
     BadInputError,
@@ -51,7 +51,7 @@ from app.domain.errors import (
     NotFoundError,
     UnavailableError,
 )
-from app.domain.models import DocumentInput, IngestionJob, IngestionRequest, JobStatus, Stage
+from app.domain.models import IngestionJob, IngestionRequest, JobStatus, Stage
 
 DEFAULT_PORT = 6379
 DEFAULT_FINISHED_TTL = 7 * 24 * 3600.0  # seconds
@@ -353,21 +353,8 @@ def _decode_optional_time(text: str | None) -> datetime | None:
 
 
 def _encode_request(request: IngestionRequest) -> str:
-    data = request.input
-    raw: dict[str, Any] = {
-        "job_id": request.job_id,
-        "document_id": request.document_id,
-        "request_id": request.request_id,
-        "input": {
-            "title": data.title,
-            "text": data.text,
-            "source": data.source,
-            "published_at": None if data.published_at is None else _encode_time(data.published_at),
-            "metadata": data.metadata,
-        },
-    }
     try:
-        text = json.dumps(raw, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(request_fields(request), ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")  # a lone surrogate would fail later, inside the driver
     except (TypeError, ValueError) as exc:
         raise BadInputError(
@@ -377,17 +364,4 @@ def _encode_request(request: IngestionRequest) -> str:
 
 
 def _decode_request(text: str) -> IngestionRequest:
-    raw = json.loads(text)
-    data = raw["input"]
-    return IngestionRequest(
-        job_id=raw["job_id"],
-        document_id=raw["document_id"],
-        request_id=raw["request_id"],
-        input=DocumentInput(
-            title=data["title"],
-            text=data["text"],
-            source=data["source"],
-            published_at=_decode_optional_time(data["published_at"]),
-            metadata=data["metadata"],
-        ),
-    )
+    return request_from_fields(json.loads(text))

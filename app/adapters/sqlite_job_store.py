@@ -20,6 +20,7 @@ from typing import Any
 
 import aiosqlite
 
+from app.adapters.request_codec import request_fields, request_from_fields
 from app.adapters.sqlite_support import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Migration,
@@ -36,7 +37,6 @@ from app.adapters.sqlite_support import (
 )
 from app.domain.errors import BadInputError, ConflictError, NotFoundError, UnavailableError
 from app.domain.models import (
-    DocumentInput,
     IngestionJob,
     IngestionRequest,
     JobStatus,
@@ -204,36 +204,8 @@ def _job(row: Any) -> IngestionJob:
 
 
 def _encode_request(request: IngestionRequest) -> str:
-    data = request.input
-    return encode_json(
-        {
-            "job_id": request.job_id,
-            "document_id": request.document_id,
-            "request_id": request.request_id,
-            "input": {
-                "title": data.title,
-                "text": data.text,
-                "source": data.source,
-                "published_at": encode_optional_time(data.published_at),
-                "metadata": data.metadata,
-            },
-        },
-        f"the request of job {request.job_id}",
-    )
+    return encode_json(request_fields(request), f"the request of job {request.job_id}")
 
 
 def _decode_request(text: str) -> IngestionRequest:
-    raw = decode_json(text)
-    data = raw["input"]
-    return IngestionRequest(
-        job_id=raw["job_id"],
-        document_id=raw["document_id"],
-        request_id=raw["request_id"],
-        input=DocumentInput(
-            title=data["title"],
-            text=data["text"],
-            source=data["source"],
-            published_at=decode_optional_time(data["published_at"]),
-            metadata=data["metadata"],
-        ),
-    )
+    return request_from_fields(decode_json(text))
