@@ -68,7 +68,7 @@ def make_graph_store(settings: Settings, neo4j: Neo4jConnections | None = None) 
         return SqliteGraphStore(settings.data_path(settings.graph_url, "graph.sqlite3"))
     from app.adapters.neo4j_graph_store import Neo4jGraphStore
 
-    return Neo4jGraphStore.on((neo4j or Neo4jConnections(settings))(settings.graph_url))
+    return Neo4jGraphStore((neo4j or Neo4jConnections(settings))(settings.graph_url))
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -102,7 +102,7 @@ def make_vector_store(settings: Settings, neo4j: Neo4jConnections | None = None)
         return QdrantVectorStore(url=url, path=None)
     from app.adapters.neo4j_vector_store import Neo4jVectorStore
 
-    return Neo4jVectorStore.on((neo4j or Neo4jConnections(settings))(url))
+    return Neo4jVectorStore((neo4j or Neo4jConnections(settings))(url))
 
 
 def make_job_store(settings: Settings) -> JobStore:

@@ -9,9 +9,8 @@ read issued after a write sees it, on a cluster too.
 
 ``write_document`` and ``delete_document`` are one transaction each; what they do, and
 how locks keep derived fields exact under concurrent writers, is in
-``neo4j_graph_writes``. The driver comes from a ``Neo4jConnection``: the store's own
-(built from a URL), one shared with the vector store (``on``), or a borrowed driver
-(``with_driver``), which ``close`` leaves open.
+``neo4j_graph_writes``. The driver comes from a ``Neo4jConnection``, which may be shared
+with the vector store, or borrowed around a driver the caller owns.
 """
 
 from __future__ import annotations
@@ -31,11 +30,6 @@ from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_walks import Neo4jWalkReads
 from app.adapters.neo4j_graph_writes import WritePlan, delete_document, write_bundle
 from app.adapters.neo4j_support import (
-    DEFAULT_ACQUIRE_TIMEOUT,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_POOL_SIZE,
-    DEFAULT_QUERY_TIMEOUT,
-    DEFAULT_RETRY_TIME,
     decode_optional_json,
     decode_optional_time,
     decode_time,
@@ -89,67 +83,13 @@ _MIN_VERSION = (5, 23)  # CALL (x) { ... } subqueries
 
 
 class Neo4jGraphStore:
-    """The graph on the Neo4j server at ``url``; credentials may be in the URL.
-
-    ``database`` None means the server's default database. ``query_timeout`` bounds
-    every transaction on the server; ``pool_size`` and ``acquire_timeout`` size the
-    driver's connection pool. Use ``with_driver`` to share a driver the composition
-    root owns.
-    """
+    """The graph in the database of ``connection``: a ``Neo4jConnection`` to a server
+    (URL, credentials, pool and timeouts), which the vector store may share, or one
+    borrowed around a driver the caller owns (``close`` leaves that open)."""
 
     capabilities: frozenset[str] = frozenset({KEYWORD_SEARCH, TRANSACTIONS})
 
-    def __init__(
-        self,
-        url: str,
-        user: str | None = None,
-        password: str | None = None,
-        *,
-        database: str | None = None,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
-        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        retry_time: float = DEFAULT_RETRY_TIME,
-    ) -> None:
-        self._setup(
-            Neo4jConnection(
-                url,
-                user,
-                password,
-                database=database,
-                pool_size=pool_size,
-                acquire_timeout=acquire_timeout,
-                query_timeout=query_timeout,
-                connect_timeout=connect_timeout,
-                retry_time=retry_time,
-            )
-        )
-
-    @classmethod
-    def on(cls, connection: Neo4jConnection) -> Neo4jGraphStore:
-        """A store on a connection it may share (with the vector store, say)."""
-        store = cls.__new__(cls)
-        store._setup(connection)
-        return store
-
-    @classmethod
-    def with_driver(
-        cls,
-        driver: neo4j.AsyncDriver,
-        *,
-        database: str | None = None,
-        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
-        where: str = "Neo4j",
-    ) -> Neo4jGraphStore:
-        """A store on a driver someone else owns: ``close`` leaves it open."""
-        return cls.on(
-            Neo4jConnection.borrowed(
-                driver, database=database, query_timeout=query_timeout, where=where
-            )
-        )
-
-    def _setup(self, connection: Neo4jConnection) -> None:
+    def __init__(self, connection: Neo4jConnection) -> None:
         self._connection = connection
         self.where = connection.where
         self._database = connection.database

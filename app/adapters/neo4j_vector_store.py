@@ -36,13 +36,6 @@ from typing import Any
 import neo4j
 
 from app.adapters.neo4j_connection import Neo4jConnection
-from app.adapters.neo4j_support import (
-    DEFAULT_ACQUIRE_TIMEOUT,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_POOL_SIZE,
-    DEFAULT_QUERY_TIMEOUT,
-    DEFAULT_RETRY_TIME,
-)
 from app.adapters.search_checks import checked_vector
 from app.domain.errors import BackendError, ConfigurationError, UnavailableError
 from app.domain.ids import point_id
@@ -115,71 +108,15 @@ _QUERY_INDEX = (
 
 
 class Neo4jVectorStore:
-    """Chunks' vectors in the Neo4j server at ``url``; credentials may be in the URL.
-
-    ``database`` None means the server's default database. Stores of at most
-    ``exact_scan_max`` vectors are searched exactly, without the index. ``on`` shares a
-    connection (the graph store's: one pool for one database); ``with_driver`` uses a
-    driver the caller owns.
-    """
+    """Chunks' vectors in the database of ``connection`` (a ``Neo4jConnection``: the
+    graph store's when both live in one database, so one pool serves both). Stores of
+    at most ``exact_scan_max`` vectors are searched exactly, without the index."""
 
     capabilities = frozenset({FILTER_DOCUMENTS, FILTER_ENTITY_TYPES})
 
     def __init__(
-        self,
-        url: str,
-        user: str | None = None,
-        password: str | None = None,
-        *,
-        database: str | None = None,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
-        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        retry_time: float = DEFAULT_RETRY_TIME,
-        exact_scan_max: int = EXACT_SCAN_MAX,
+        self, connection: Neo4jConnection, *, exact_scan_max: int = EXACT_SCAN_MAX
     ) -> None:
-        self._setup(
-            Neo4jConnection(
-                url,
-                user,
-                password,
-                database=database,
-                pool_size=pool_size,
-                acquire_timeout=acquire_timeout,
-                query_timeout=query_timeout,
-                connect_timeout=connect_timeout,
-                retry_time=retry_time,
-            ),
-            exact_scan_max,
-        )
-
-    @classmethod
-    def on(
-        cls, connection: Neo4jConnection, *, exact_scan_max: int = EXACT_SCAN_MAX
-    ) -> Neo4jVectorStore:
-        """A store on a connection it may share (with the graph store, say)."""
-        store = cls.__new__(cls)
-        store._setup(connection, exact_scan_max)
-        return store
-
-    @classmethod
-    def with_driver(
-        cls,
-        driver: neo4j.AsyncDriver,
-        *,
-        database: str | None = None,
-        query_timeout: float = DEFAULT_QUERY_TIMEOUT,
-        where: str = "Neo4j",
-        exact_scan_max: int = EXACT_SCAN_MAX,
-    ) -> Neo4jVectorStore:
-        """A store on a driver someone else owns: ``close`` leaves it open."""
-        connection = Neo4jConnection.borrowed(
-            driver, database=database, query_timeout=query_timeout, where=where
-        )
-        return cls.on(connection, exact_scan_max=exact_scan_max)
-
-    def _setup(self, connection: Neo4jConnection, exact_scan_max: int) -> None:
         self._connection = connection
         self.where = connection.where
         self._database = connection.database

@@ -45,6 +45,7 @@ import neo4j
 
 from app.adapters import neo4j_cypher as cy
 from app.adapters.bundle_validation import validate_bundle
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.neo4j_graph_writes import WritePlan, write_bundle
 from app.adapters.neo4j_support import DEFAULT_QUERY_TIMEOUT, build_driver, parse_target
@@ -270,7 +271,7 @@ class Run:
 class Bench:
     def __init__(self, driver: neo4j.AsyncDriver) -> None:
         self.driver = driver
-        self.store = Neo4jGraphStore.with_driver(driver)
+        self.store = Neo4jGraphStore(Neo4jConnection.borrowed(driver))
 
     def session(self) -> neo4j.AsyncSession:
         """A session as the store opens one."""

@@ -27,6 +27,7 @@ import neo4j
 import pytest
 import redis.asyncio
 
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.redis_job_store import RedisJobStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
@@ -69,7 +70,7 @@ def _neo4j_graph_store(root: Path) -> GraphStore:
         with neo4j.GraphDatabase.driver(url, auth=auth) as driver, driver.session() as session:
             session.run(_NEO4J_WIPE).consume()
         marker.touch()
-    return Neo4jGraphStore(url, user, password, query_timeout=30.0)
+    return Neo4jGraphStore(Neo4jConnection(url, user, password, query_timeout=30.0))
 
 
 REDIS_URL_VAR = "KG_TEST_REDIS_URL"

@@ -22,6 +22,7 @@ import neo4j.exceptions
 import pytest
 
 from app.adapters import neo4j_cypher as cy
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
 from app.adapters.neo4j_support import lucene_escape, lucene_query, parse_target
 from app.adapters.neo4j_vector_store import Neo4jVectorStore
@@ -100,7 +101,7 @@ async def query(driver: neo4j.AsyncDriver, cypher: str, **params: Any) -> list[d
 
 def store_at(url: str = URL, **options: Any) -> Neo4jGraphStore:
     need_server()
-    return Neo4jGraphStore(url, USER, PASSWORD, **options)
+    return Neo4jGraphStore(Neo4jConnection(url, USER, PASSWORD, **options))
 
 
 # --- schema ---------------------------------------------------------------------------
@@ -551,16 +552,16 @@ async def test_bad_credentials_are_a_configuration_error() -> None:
         pytest.skip("the test server runs without auth")
     secret = "not-the-password-9f8e7d"
     with pytest.raises(ConfigurationError) as err:
-        await Neo4jGraphStore(URL, USER, secret).start()
+        await Neo4jGraphStore(Neo4jConnection(URL, USER, secret)).start()
     assert secret not in str(err.value)
     assert isinstance(err.value.__cause__, neo4j.exceptions.AuthError)
     # Credentials inside the URL are used, and never shown either.
     target = parse_target(URL)
     host = target.url.split("://", 1)[1]
     with pytest.raises(ConfigurationError) as err:
-        await Neo4jGraphStore(f"bolt://{USER}:{secret}@{host}").start()
+        await Neo4jGraphStore(Neo4jConnection(f"bolt://{USER}:{secret}@{host}")).start()
     assert secret not in str(err.value)
-    good = Neo4jGraphStore(f"bolt://{USER}:{PASSWORD}@{host}")
+    good = Neo4jGraphStore(Neo4jConnection(f"bolt://{USER}:{PASSWORD}@{host}"))
     await good.start()
     try:
         assert (await good.stats()).documents >= 0
@@ -569,7 +570,9 @@ async def test_bad_credentials_are_a_configuration_error() -> None:
 
 
 async def test_an_unreachable_server_is_retryable_unavailability() -> None:
-    down = Neo4jGraphStore("bolt://127.0.0.1:9", "neo4j", "pw", retry_time=0.2, connect_timeout=1)
+    down = Neo4jGraphStore(
+        Neo4jConnection("bolt://127.0.0.1:9", "neo4j", "pw", retry_time=0.2, connect_timeout=1)
+    )
     with pytest.raises(UnavailableError) as err:
         await down.start()
     assert err.value.retryable
@@ -595,7 +598,7 @@ async def test_an_unknown_database_is_a_configuration_error() -> None:
 )
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigurationError) as err:
-        Neo4jGraphStore(url)
+        Neo4jGraphStore(Neo4jConnection(url))
     assert "hunter2" not in str(err.value)
 
 
@@ -604,7 +607,7 @@ def test_bad_urls_are_refused(url: str) -> None:
 )
 def test_bad_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
-        Neo4jGraphStore("bolt://127.0.0.1:7687", **options)
+        Neo4jGraphStore(Neo4jConnection("bolt://127.0.0.1:7687", **options))
 
 
 async def test_timeouts_are_retryable_unavailability(
@@ -646,7 +649,7 @@ async def test_an_injected_driver_stays_open(store: Neo4jGraphStore) -> None:
         URL, auth=None if PASSWORD is None else (USER, PASSWORD)
     )
     try:
-        shared = Neo4jGraphStore.with_driver(driver, where="test")
+        shared = Neo4jGraphStore(Neo4jConnection.borrowed(driver, where="test"))
         await shared.start()
         await shared.write_document(turing_bundle())
         assert (await store.stats()).documents == 1  # the same graph

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.adapters import neo4j_vector_store as n4v
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.domain.errors import BadInputError, ConfigurationError, UnavailableError
 from app.domain.models import ChunkFilter, VectorPoint
 from tests.contract.vector_fixtures import (
@@ -56,7 +57,9 @@ def _credentials() -> tuple[str, str | None]:
 def _indexed_store() -> n4v.Neo4jVectorStore:
     """A store on the same database that always searches through the vector index."""
     user, password = _credentials()
-    return n4v.Neo4jVectorStore(_url(), user, password, query_timeout=30.0, exact_scan_max=0)
+    return n4v.Neo4jVectorStore(
+        Neo4jConnection(_url(), user, password, query_timeout=30.0), exact_scan_max=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +188,13 @@ async def test_an_index_of_another_dimension_is_a_configuration_error(tmp_path: 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:7687", "bolt://", "bolt://host:7687/db"])
 def test_urls_that_are_not_bolt_or_neo4j_are_refused(url: str) -> None:
     with pytest.raises(ConfigurationError):
-        n4v.Neo4jVectorStore(url)
+        n4v.Neo4jVectorStore(Neo4jConnection(url))
 
 
 async def test_an_unreachable_server_is_unavailable_and_retryable() -> None:
-    store = n4v.Neo4jVectorStore("bolt://127.0.0.1:9", connect_timeout=2.0, retry_time=1.0)
+    store = n4v.Neo4jVectorStore(
+        Neo4jConnection("bolt://127.0.0.1:9", connect_timeout=2.0, retry_time=1.0)
+    )
     with pytest.raises(UnavailableError) as caught:
         await store.start(SMALL_DIM)
     assert caught.value.retryable

@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pytest
 
 from app.adapters import neo4j_vector_store as n4v
+from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.qdrant_vector_store import QdrantVectorStore
 from app.domain.models import VectorPoint
@@ -65,7 +66,7 @@ def _neo4j(root: Path) -> VectorStore:
                 with driver.session() as session:
                     session.run(statement).consume()
         marker.touch()
-    return n4v.Neo4jVectorStore(url, user, password, query_timeout=30.0)
+    return n4v.Neo4jVectorStore(Neo4jConnection(url, user, password, query_timeout=30.0))
 
 
 VECTOR_STORES: dict[str, StoreFactory] = {
