@@ -136,9 +136,6 @@ class Neo4jGraphStore:
             )
 
     async def _create_schema(self, driver: neo4j.AsyncDriver) -> None:
-        for name in cy.RETIRED_INDEXES:
-            with self._translated(f"dropping the retired index {name}"):
-                await driver.execute_query(cy.DROP_INDEX.format(name), database_=self._database)
         secret = self._connection.secret
         for name, statement in cy.SCHEMA:
             try:
@@ -170,11 +167,28 @@ class Neo4jGraphStore:
                 )
             if state != "ONLINE":
                 raise UnavailableError(f"Neo4j index {name} is still {state}; try again later")
+        await self._upgrade(driver)
+
+    async def _upgrade(self, driver: neo4j.AsyncDriver) -> None:
+        """A graph an earlier version wrote (it still has a retired index): give its
+        chunks their search words, then drop the retired indexes, in that order, so a
+        start that dies halfway does it again. A current graph pays one index lookup."""
+        with self._translated("looking for retired indexes"):
+            records = (
+                await driver.execute_query(
+                    cy.INDEX_STATES, {"names": list(cy.RETIRED_INDEXES)}, database_=self._database
+                )
+            )[0]
+        retired = [str(r["name"]) for r in records]
+        if not retired:
+            return
         await self._fill_in_words(driver)
+        for name in retired:
+            with self._translated(f"dropping the retired index {name}"):
+                await driver.execute_query(cy.DROP_INDEX.format(name), database_=self._database)
 
     async def _fill_in_words(self, driver: neo4j.AsyncDriver) -> None:
-        """Give chunks stored by an earlier version their search words (a scan of the
-        chunks at start-up that finds nothing once every chunk has them)."""
+        """Give chunks stored before ``words`` existed their search words."""
         filled = 0
         while True:
             with self._translated("reading chunks without search words"):
