@@ -39,7 +39,7 @@ VECTOR_SCHEMES = (
 BUS_SCHEMES = ("memory", "kafka")
 CACHE_SCHEMES = ("memory", "redis", "rediss")
 JOBS_SCHEMES = ("sqlite", "redis", "rediss")
-LLM_SCHEMES = ("extractive", "ollama")
+LLM_SCHEMES = ("extractive", "ollama", "ollama+https")
 
 
 def _check_scheme(value: str, allowed: tuple[str, ...]) -> str:
@@ -97,6 +97,22 @@ class Neo4jSettings(BaseModel):
     query_timeout: float = Field(60.0, gt=0)
 
 
+class LlmSettings(BaseModel):
+    """The answer generator behind ``KG_LLM_URL``: ``extractive://`` needs nothing;
+    ``ollama://host:port`` (``ollama+https://`` for TLS) talks to an Ollama server."""
+
+    model: str = Field("gemma3:270m", min_length=1)
+    connect_timeout: float = Field(5.0, gt=0)
+    timeout: float = Field(120.0, gt=0, description="seconds for a whole answer")
+    temperature: float = Field(0.0, ge=0)
+    max_answer_tokens: int = Field(512, ge=1)
+    context_window: int = Field(4096, ge=512, description="tokens the model reads (num_ctx)")
+    context_tokens: int = Field(
+        2048, ge=128, description="tokens of passages handed to the generator, at most"
+    )
+    keep_alive: str = "10m"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KG_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -121,6 +137,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     pipeline: PipelineSettings = PipelineSettings()
     neo4j: Neo4jSettings = Neo4jSettings()
+    llm: LlmSettings = LlmSettings()
 
     @field_validator("graph_url")
     @classmethod

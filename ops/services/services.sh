@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Real Neo4j, Kafka and Redis on 127.0.0.1 for the integration tests, without Docker.
-# Usage: services.sh up|down|status|fetch|clean  (make services-up / -down / -status).
-# `up` starts Redis, then Neo4j, then Kafka, one after the other (2 cores: starting the
-# two JVMs together makes both slower), reuses whatever already runs, and writes the
-# URLs to .services/env. See ops/docs/services.md.
+# Real Neo4j, Kafka, Redis and Ollama on 127.0.0.1 for the integration tests, without
+# Docker. Usage: services.sh up|down|status|fetch|clean  (make services-up / -down / ...).
+# `up` starts Redis, then Neo4j, then Kafka, then Ollama, one after the other (2 cores:
+# starting the two JVMs together makes both slower), reuses whatever already runs, and
+# writes the URLs to .services/env. See ops/docs/services.md.
 set -euo pipefail
 # shellcheck source=ops/services/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -12,6 +12,8 @@ ENV_FILE="$SERVICES_DIR/env"
 NEO4J_PORT="${KG_SERVICES_NEO4J_PORT:-7687}"
 KAFKA_PORT="${KG_SERVICES_KAFKA_PORT:-9092}"
 REDIS_PORT="${KG_SERVICES_REDIS_PORT:-6379}"
+OLLAMA_PORT="${KG_SERVICES_OLLAMA_PORT:-11434}"
+OLLAMA_MODEL="${KG_SERVICES_OLLAMA_MODEL:-gemma3:270m}"
 
 # One `up`/`down` at a time: a second caller waits for the first to finish.
 # The servers must not inherit the lock's descriptor (they outlive this script), so the
@@ -44,6 +46,8 @@ export KG_TEST_NEO4J_USER=neo4j
 export KG_TEST_NEO4J_PASSWORD=$password
 export KG_TEST_KAFKA_URL=kafka://$SERVICES_HOST:$KAFKA_PORT
 export KG_TEST_REDIS_URL=redis://$SERVICES_HOST:$REDIS_PORT/0
+export KG_TEST_OLLAMA_URL=ollama://$SERVICES_HOST:$OLLAMA_PORT
+export KG_TEST_OLLAMA_MODEL=$OLLAMA_MODEL
 EOF
   )
   echo
@@ -66,16 +70,21 @@ up() {
   run_service neo4j fetch
   run_service kafka fetch
   say "jars in place ($(since "$step")s)"
+  step=$(now)
+  run_service ollama install
+  say "ollama binary and model in place ($(since "$step")s)"
   run_service redis start
   run_service neo4j start
   run_service kafka start
+  run_service ollama start
   write_env
   say "services-up took $(since "$started")s"
 }
 
 down() {
   lock
-  # Kafka first: nothing here depends on it, and it stops quickest.
+  # Ollama and Kafka first: nothing here depends on them, and they stop quickest.
+  run_service ollama stop
   run_service kafka stop
   run_service neo4j stop
   run_service redis stop
@@ -87,6 +96,7 @@ status() {
   run_service neo4j status || failed=1
   run_service kafka status || failed=1
   run_service redis status || failed=1
+  run_service ollama status || failed=1
   if ((failed == 0)) && [[ -f $ENV_FILE ]]; then say "environment: $ENV_FILE"; fi
   return "$failed"
 }
@@ -98,8 +108,8 @@ clean() {
     "$SERVICES_DIR/neo4j/auth-disabled" "$SERVICES_DIR/neo4j/logs" "$SERVICES_DIR/neo4j/run" \
     "$SERVICES_DIR/kafka/data" "$SERVICES_DIR/kafka/cluster.id" \
     "$SERVICES_DIR/kafka/formatted-for" "$SERVICES_DIR/kafka/kafka.log" \
-    "$SERVICES_DIR/redis"
-  say "data removed from $SERVICES_DIR (jars kept)"
+    "$SERVICES_DIR/redis" "$SERVICES_DIR/ollama"
+  say "data removed from $SERVICES_DIR (jars, and the Ollama binary and GGUF in ~/.cache, kept)"
 }
 
 case "${1:-}" in
@@ -110,6 +120,7 @@ case "${1:-}" in
     run_service neo4j fetch
     run_service kafka fetch
     run_service redis install
+    run_service ollama install
     ;;
   clean) clean ;;
   *) die "usage: $0 up|down|status|fetch|clean" ;;
