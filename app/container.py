@@ -23,12 +23,18 @@ from app.pipeline.progress import JobTracker
 from app.pipeline.worker import IngestionWorker
 from app.ports.cache import Cache
 from app.ports.event_bus import EventBus
+from app.ports.generator import Generator
 from app.ports.graph_store import GraphStore
 from app.ports.job_store import JobStore
 from app.ports.models import Embedder, Extractor
 from app.ports.vector_store import VectorStore
+from app.services.answers import ANSWER_TTL_SECONDS, AnswerService
 from app.services.catalog import CatalogService
+from app.services.extractive_generator import ExtractiveGenerator
 from app.services.ingestion import IngestionService
+from app.services.question_entities import QuestionEntities
+from app.services.question_retrieval import QuestionRetrieval
+from app.services.result_cache import ResultCache
 from app.services.search import SearchService
 
 if TYPE_CHECKING:  # adapters are imported when chosen, not at start-up
@@ -151,6 +157,17 @@ def make_embedder(settings: Settings) -> Embedder:
     )
 
 
+def make_generator(settings: Settings, extractor: Extractor) -> Generator:
+    """``extractive://`` (no LLM) or ``ollama://host:port`` / ``ollama+https://``."""
+    parts = urlsplit(settings.llm_url)
+    if parts.scheme == "extractive":
+        return ExtractiveGenerator(extractor)
+    from app.adapters.ollama_generator import OllamaGenerator
+
+    scheme = "https" if parts.scheme == "ollama+https" else "http"
+    return OllamaGenerator(f"{scheme}://{parts.netloc or '127.0.0.1:11434'}", settings.llm)
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -161,8 +178,10 @@ class Container:
     cache: Cache
     extractor: Extractor
     embedder: Embedder
+    generator: Generator
     catalog: CatalogService = field(init=False)
     search: SearchService = field(init=False)
+    answers: AnswerService = field(init=False)
     ingestion: IngestionService = field(init=False)
     worker: IngestionWorker = field(init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
@@ -174,6 +193,17 @@ class Container:
         self.catalog = CatalogService(self.graph, s.limits)
         self.search = SearchService(
             self.graph, self.vectors, self.embedder, s.limits, self.cache.namespaced("kg-search")
+        )
+        retrieval = QuestionRetrieval(
+            self.search, self.graph, QuestionEntities(self.graph, self.extractor)
+        )
+        self.answers = AnswerService(
+            retrieval,
+            self.graph,
+            self.generator,
+            s.limits,
+            s.llm.context_tokens,
+            ResultCache(self.cache.namespaced("kg-answers"), self.graph, ANSWER_TTL_SECONDS),
         )
         self.ingestion = IngestionService(
             self.graph, self.vectors, self.jobs, self.bus, tracker, s.limits
@@ -199,6 +229,8 @@ class Container:
                 self._started.append(component)
             await self.vectors.start(self.embedder.dimension)
             self._started.append(self.vectors)
+            await self.generator.start()
+            self._started.append(self.generator)
         except BaseException:
             await self.close()  # what did open closes again: no connection left behind
             raise
@@ -240,6 +272,8 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
         return overrides[name] if name in overrides else make(settings)
 
     neo4j = Neo4jConnections(settings)
+    extractor = pick("extractor", make_extractor)
+    embedder = pick("embedder", make_embedder)
     return Container(
         settings=settings,
         graph=instrument("graph", pick("graph", lambda s: make_graph_store(s, neo4j))),
@@ -247,6 +281,7 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
         jobs=instrument("jobs", pick("jobs", make_job_store)),
         bus=pick("bus", make_bus),
         cache=pick("cache", make_cache),
-        extractor=pick("extractor", make_extractor),
-        embedder=pick("embedder", make_embedder),
+        extractor=extractor,
+        embedder=embedder,
+        generator=pick("generator", lambda s: make_generator(s, extractor)),
     )

@@ -67,7 +67,10 @@ class KGGraphQL(GraphQL[Context, None]):
 
     def __init__(self, container: Container, **kwargs: Any) -> None:
         self._services = Services(
-            catalog=container.catalog, search=container.search, ingestion=container.ingestion
+            catalog=container.catalog,
+            search=container.search,
+            ingestion=container.ingestion,
+            answers=container.answers,
         )
         super().__init__(build_schema(), **kwargs)
 

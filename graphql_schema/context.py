@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from strawberry.types import Info as StrawberryInfo
 
 from app.domain.models import PageRequest
+from app.services.answers import AnswerService
 from app.services.catalog import CatalogService
 from app.services.ingestion import IngestionService
 from app.services.search import SearchService
@@ -21,6 +22,7 @@ class Services:
     catalog: CatalogService
     search: SearchService
     ingestion: IngestionService
+    answers: AnswerService
 
 
 @dataclass(slots=True)

@@ -11,7 +11,9 @@ from app.services import search
 strawberry.enum(models.JobStatus, name="JobStatus")
 strawberry.enum(models.Direction, name="Direction")
 strawberry.enum(search.SearchMode, name="SearchMode")
+strawberry.enum(models.AskMode, name="AskMode")
 
 JobStatus = models.JobStatus
 Direction = models.Direction
 SearchMode = search.SearchMode
+AskMode = models.AskMode

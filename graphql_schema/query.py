@@ -10,10 +10,11 @@ from app.domain import models
 from app.domain.ids import Kind, kind_of
 from app.services import search as search_service
 from graphql_schema.context import Info
-from graphql_schema.enums import SearchMode
+from graphql_schema.enums import AskMode, SearchMode
 from graphql_schema.inputs import DocumentFilter, EntityFilter, RelationFilter, SearchFilter
 from graphql_schema.relay import Connection, connection
 from graphql_schema.types import (
+    Answer,
     Chunk,
     Document,
     Entity,
@@ -24,6 +25,7 @@ from graphql_schema.types import (
     Relation,
     SearchHit,
     Subgraph,
+    search_hits,
 )
 
 
@@ -111,12 +113,23 @@ class Query:
             search_service.SearchMode(mode or search_service.SearchMode.HYBRID),
             f,
         )
-        chunks = await info.context.loaders.chunk_by_id.load_many([h.chunk_id for h in hits])
-        return [
-            SearchHit(score=h.score, chunk=Chunk.of(c))
-            for h, c in zip(hits, chunks, strict=True)
-            if c is not None  # a vector whose chunk was deleted a moment ago
-        ]
+        return await search_hits(info, hits)
+
+    @strawberry.field(
+        description="An answer to the question from the ingested documents, with citations "
+        "(k: passages handed to the generator)."
+    )
+    async def ask(
+        self,
+        info: Info,
+        question: str,
+        k: int | None = 5,
+        mode: AskMode | None = models.AskMode.HYBRID,
+    ) -> Answer:
+        found = await info.context.services.answers.ask(
+            question, 5 if k is None else k, models.AskMode(mode or models.AskMode.HYBRID)
+        )
+        return Answer.of(found)
 
     @strawberry.field(
         description="An entity and those within depth hops of it (relations in either "

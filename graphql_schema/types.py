@@ -3,6 +3,7 @@ DataLoaders so that nested lists are batched."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -12,7 +13,7 @@ from strawberry.scalars import JSON
 from app.domain import models
 from app.domain.errors import NotFoundError
 from graphql_schema.context import Info
-from graphql_schema.enums import Direction, JobStatus
+from graphql_schema.enums import AskMode, Direction, JobStatus
 from graphql_schema.relay import Connection, connection
 
 
@@ -160,15 +161,13 @@ class Relation(Node):
         return [Evidence.of(e) for e in found]
 
 
-@strawberry.type(description="A sentence supporting a relation, and where it stands.")
-class Evidence:
-    text: str
+@strawberry.type
+class InChunk:
+    """Base of the types that point into a chunk (evidence, citations): the chunk and
+    its document, through the loaders."""
+
     chunk_id: strawberry.Private[str]
     document_id: strawberry.Private[str]
-
-    @classmethod
-    def of(cls, e: models.Evidence) -> Evidence:
-        return cls(text=e.text, chunk_id=e.chunk_id, document_id=e.document_id)
 
     @strawberry.field
     async def chunk(self, info: Info) -> Chunk:
@@ -177,6 +176,15 @@ class Evidence:
     @strawberry.field
     async def document(self, info: Info) -> Document:
         return await load_document(info, self.document_id)
+
+
+@strawberry.type(description="A sentence supporting a relation, and where it stands.")
+class Evidence(InChunk):
+    text: str
+
+    @classmethod
+    def of(cls, e: models.Evidence) -> Evidence:
+        return cls(text=e.text, chunk_id=e.chunk_id, document_id=e.document_id)
 
 
 @strawberry.type(description="A chunk found by search, with its score (see the search mode).")
@@ -191,6 +199,69 @@ class SearchHit:
     @strawberry.field
     async def document(self, info: Info) -> Document:
         return await load_document(info, self.chunk.document_id)
+
+
+async def search_hits(info: Info, hits: Sequence[models.ChunkHit]) -> list[SearchHit]:
+    """Hits with their chunks, batched; a hit whose chunk was deleted a moment ago is
+    left out."""
+    chunks = await info.context.loaders.chunk_by_id.load_many([h.chunk_id for h in hits])
+    return [
+        SearchHit(score=h.score, chunk=Chunk.of(c))
+        for h, c in zip(hits, chunks, strict=True)
+        if c is not None
+    ]
+
+
+@strawberry.type(description="A passage an answer rests on; quote is an exact substring of it.")
+class Citation(InChunk):
+    quote: str
+    score: float = strawberry.field(description="The retrieval score of the cited passage.")
+
+
+@strawberry.type(description="An answer to a question, with what it rests on.")
+class Answer:
+    answer: str
+    citations: list[Citation]
+    mode: AskMode
+    model: str = strawberry.field(description="What generated it: extractive, or the LLM.")
+    supported: bool = strawberry.field(
+        description="False when nothing retrieved answers the question (the answer says so)."
+    )
+    entity_ids: strawberry.Private[tuple[str, ...]]
+    context_hits: strawberry.Private[tuple[models.ChunkHit, ...]]
+
+    @classmethod
+    def of(cls, a: models.Answer) -> Answer:
+        return cls(
+            answer=a.text,
+            citations=[
+                Citation(
+                    quote=c.quote, score=c.score, chunk_id=c.chunk_id, document_id=c.document_id
+                )
+                for c in a.citations
+            ],
+            mode=a.mode,
+            model=a.model,
+            supported=a.supported,
+            entity_ids=a.entity_ids,
+            context_hits=a.context,
+        )
+
+    @strawberry.field(description="The entities the answer used.")
+    async def entities(self, info: Info) -> list[Entity]:
+        found = await info.context.loaders.entity_by_id.load_many(list(self.entity_ids))
+        return [Entity.of(e) for e in found if e is not None]
+
+    @strawberry.field(description="The passages handed to the generator, best first.")
+    async def context(self, info: Info) -> list[SearchHit]:
+        return await search_hits(info, self.context_hits)
+
+
+@strawberry.type(description="A piece of a streamed answer; the last has done and the answer.")
+class AnswerChunk:
+    delta: str
+    done: bool
+    answer: Answer | None = None
 
 
 @strawberry.type(description="An ingestion of one document, from QUEUED to COMPLETED or FAILED.")

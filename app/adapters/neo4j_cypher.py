@@ -32,11 +32,14 @@ from functools import cache
 # SQLite's FTS tokenizer would), so a whitespace analyser indexes exactly those words.
 CHUNK_TEXT_INDEX = "kg_chunk_words"
 CHUNK_ANALYZER = "whitespace"
-ENTITY_NAME_INDEX = "kg_entity_name"
-# Names: diacritics folded, English stop words dropped.
-ENTITY_ANALYZER = "standard-folding"
-# Indexes of earlier versions, dropped at start-up (kg_chunk_text: Lucene's own words).
-RETIRED_INDEXES = ("kg_chunk_text",)
+# Entities are searched by ``e.words``: the folded words of their name and aliases,
+# set by every write that changes either (see FINISH), indexed the same way.
+ENTITY_WORDS_INDEX = "kg_entity_words"
+# Indexes of earlier versions, dropped at start-up (kg_chunk_text: Lucene's own words;
+# kg_entity_name: names and aliases through Lucene's standard-folding analyser).
+RETIRED_INDEXES = ("kg_chunk_text", "kg_entity_name")
+# The one node that holds the graph's version (``GraphStore.version``).
+META_ID = "graph"
 
 
 def _unique(name: str, label: str) -> tuple[str, str]:
@@ -61,6 +64,7 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     _unique("kg_chunk_id", "Chunk"),
     _unique("kg_entity_id", "Entity"),
     _unique("kg_relation_id", "Relation"),
+    _unique("kg_meta_id", "KGMeta"),  # so concurrent first writes MERGE one node
     _range("kg_document_ingested_at", "Document", "ingested_at"),
     _range("kg_document_source", "Document", "source"),
     _range("kg_entity_type", "Entity", "type"),
@@ -70,7 +74,7 @@ SCHEMA: tuple[tuple[str, str], ...] = (
     _range("kg_relation_source_id", "Relation", "source_id"),
     _range("kg_relation_target_id", "Relation", "target_id"),
     _fulltext(CHUNK_TEXT_INDEX, "Chunk", "n.words", CHUNK_ANALYZER),
-    _fulltext(ENTITY_NAME_INDEX, "Entity", "n.name, n.aliases", ENTITY_ANALYZER),
+    _fulltext(ENTITY_WORDS_INDEX, "Entity", "n.words", CHUNK_ANALYZER),
 )
 DROP_INDEX = "DROP INDEX {} IF EXISTS"  # formatted with RETIRED_INDEXES names only
 # Chunks written before ``words`` existed, and the filling in of their words.
@@ -78,6 +82,12 @@ CHUNKS_WITHOUT_WORDS = (
     "MATCH (c:Chunk) WHERE c.words IS NULL RETURN c.id AS id, c.text AS text LIMIT $limit"
 )
 SET_CHUNK_WORDS = "UNWIND $rows AS row MATCH (c:Chunk {id: row.id}) SET c.words = row.words"
+# Likewise entities written before ``words`` existed.
+ENTITIES_WITHOUT_WORDS = (
+    "MATCH (e:Entity) WHERE e.words IS NULL "
+    "RETURN e.id AS id, e.name AS name, e.aliases AS aliases LIMIT $limit"
+)
+SET_ENTITY_WORDS = "UNWIND $rows AS row MATCH (e:Entity {id: row.id}) SET e.words = row.words"
 
 AWAIT_INDEXES = "CALL db.awaitIndexes($seconds)"
 INDEX_STATES = (
@@ -244,6 +254,22 @@ KEYWORD_SEARCH = f"""
     RETURN node.id AS chunk_id, node.document_id AS document_id, score
     ORDER BY score DESC, chunk_id
     LIMIT $k
+"""
+
+# One full-text query per word (each a quoted term), so an entity's count of rows is
+# the number of distinct words its name or aliases hold.
+SEARCH_ENTITIES = f"""
+    UNWIND $words AS word
+    CALL db.index.fulltext.queryNodes('{ENTITY_WORDS_INDEX}', word) YIELD node
+    WITH node, count(*) AS matched
+    ORDER BY matched DESC, node.mention_count DESC, node.id
+    LIMIT $k
+    RETURN node {ENTITY_MAP} AS item
+"""
+
+GRAPH_VERSION = f"""
+    OPTIONAL MATCH (m:KGMeta {{id: '{META_ID}'}})
+    RETURN coalesce(m.version, 0) AS version
 """
 
 STATS = """
@@ -422,7 +448,8 @@ COLLECT_ORPHANS = """
     RETURN entity_ids, relation_ids
 """
 
-# Derived fields of the touched survivors, recomputed from what is stored now.
+# Derived fields of the touched survivors, recomputed from what is stored now; returns
+# the entities' names and aliases, whose words FINISH stores.
 REFRESH = """
     CALL () {
       UNWIND $entities AS id
@@ -430,6 +457,7 @@ REFRESH = """
       SET e.mention_count = COUNT { (e)<-[:MENTIONS]-() },
           e.aliases = COLLECT { MATCH (e)<-[m:MENTIONS]-() WHERE m.text <> e.name
                                 RETURN DISTINCT m.text AS text ORDER BY text }
+      RETURN collect({id: e.id, name: e.name, aliases: e.aliases}) AS named
     }
     CALL () {
       UNWIND $relations AS id
@@ -440,4 +468,22 @@ REFRESH = """
       }
       SET r.confidence = coalesce(best, r.confidence)
     }
+    RETURN named
+"""
+
+# The last statement of every write, and of every delete that removed something: the
+# search words of the refreshed entities (already locked by this transaction), then
+# the graph version. The version node's lock is taken last, so it is held only until
+# commit and every writer in every process queues on it for that moment alone. The
+# increment reads the property it writes, so Cypher locks the node before reading it:
+# no two commits see the same version.
+FINISH = f"""
+    CALL () {{
+      UNWIND $words AS row
+      MATCH (e:Entity {{id: row.id}})
+      SET e.words = row.words
+    }}
+    MERGE (m:KGMeta {{id: '{META_ID}'}})
+    ON CREATE SET m.version = 0
+    SET m.version = m.version + 1
 """

@@ -28,16 +28,22 @@ from app.adapters import neo4j_cypher as cy
 from app.adapters.bundle_validation import validate_bundle
 from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_walks import Neo4jWalkReads
-from app.adapters.neo4j_graph_writes import WritePlan, delete_document, write_bundle
+from app.adapters.neo4j_graph_writes import (
+    WritePlan,
+    delete_document,
+    entity_words,
+    write_bundle,
+)
 from app.adapters.neo4j_support import (
     decode_optional_json,
     decode_optional_time,
     decode_time,
     encode_optional_time,
+    lucene_escape,
     lucene_query,
     neo4j_error,
 )
-from app.adapters.search_checks import matches_nothing
+from app.adapters.search_checks import entity_search_terms, matches_nothing
 from app.adapters.search_words import index_text
 from app.domain.errors import (
     BackendError,
@@ -171,8 +177,9 @@ class Neo4jGraphStore:
 
     async def _upgrade(self, driver: neo4j.AsyncDriver) -> None:
         """A graph an earlier version wrote (it still has a retired index): give its
-        chunks their search words, then drop the retired indexes, in that order, so a
-        start that dies halfway does it again. A current graph pays one index lookup."""
+        chunks and entities their search words, then drop the retired indexes, in that
+        order, so a start that dies halfway does it again. A current graph pays one
+        index lookup."""
         with self._translated("looking for retired indexes"):
             records = (
                 await driver.execute_query(
@@ -188,25 +195,51 @@ class Neo4jGraphStore:
                 await driver.execute_query(cy.DROP_INDEX.format(name), database_=self._database)
 
     async def _fill_in_words(self, driver: neo4j.AsyncDriver) -> None:
-        """Give chunks stored before ``words`` existed their search words."""
+        """Give chunks and entities stored before ``words`` existed their search words."""
+        chunks = await self._fill_in(
+            driver,
+            cy.CHUNKS_WITHOUT_WORDS,
+            cy.SET_CHUNK_WORDS,
+            lambda r: index_text(r["text"] or ""),
+            "chunks",
+        )
+        entities = await self._fill_in(
+            driver,
+            cy.ENTITIES_WITHOUT_WORDS,
+            cy.SET_ENTITY_WORDS,
+            lambda r: entity_words(r["name"] or "", r["aliases"]),
+            "entities",
+        )
+        if chunks or entities:
+            log.info(
+                "graph_store.search_words_filled_in",
+                chunks=chunks,
+                entities=entities,
+                at=self.where,
+            )
+
+    async def _fill_in(
+        self,
+        driver: neo4j.AsyncDriver,
+        without: str,
+        store: str,
+        words_of: Callable[[neo4j.Record], str],
+        what: str,
+    ) -> int:
+        """Give the nodes ``without`` finds the words ``words_of`` makes, a thousand at
+        a time; return how many."""
         filled = 0
         while True:
-            with self._translated("reading chunks without search words"):
+            with self._translated(f"reading {what} without search words"):
                 records = (
-                    await driver.execute_query(
-                        cy.CHUNKS_WITHOUT_WORDS, {"limit": 1000}, database_=self._database
-                    )
+                    await driver.execute_query(without, {"limit": 1000}, database_=self._database)
                 )[0]
             if not records:
-                break
-            rows = [{"id": r["id"], "words": index_text(r["text"] or "")} for r in records]
-            with self._translated("storing search words"):
-                await driver.execute_query(
-                    cy.SET_CHUNK_WORDS, {"rows": rows}, database_=self._database
-                )
+                return filled
+            rows = [{"id": r["id"], "words": words_of(r)} for r in records]
+            with self._translated(f"storing the search words of {what}"):
+                await driver.execute_query(store, {"rows": rows}, database_=self._database)
             filled += len(rows)
-        if filled:
-            log.info("graph_store.search_words_filled_in", chunks=filled, at=self.where)
 
     # --- writes -------------------------------------------------------------------------
 
@@ -376,6 +409,19 @@ class Neo4jGraphStore:
             ChunkHit(chunk_id=r["chunk_id"], document_id=r["document_id"], score=r["score"])
             for r in records
         ]
+
+    async def search_entities(self, words: Sequence[str], k: int) -> list[Entity]:
+        terms = entity_search_terms(words, k)
+        if not terms:
+            return []
+        # Each word a quoted, escaped term: no Lucene operator, field or wildcard.
+        params = {"words": [f'"{lucene_escape(word)}"' for word in terms], "k": k}
+        records = await self._read(cy.SEARCH_ENTITIES, params, "searching entity names")
+        return [_entity(r["item"]) for r in records]
+
+    async def version(self) -> int:
+        (r,) = await self._read(cy.GRAPH_VERSION, {}, "reading the graph version")
+        return int(r["version"])
 
     async def stats(self) -> GraphStats:
         (r,) = await self._read(cy.STATS, {}, "counting")

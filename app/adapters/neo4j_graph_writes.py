@@ -13,11 +13,15 @@ locks (see the write statements in ``neo4j_cypher``): a writer first writes the
 document node, so writers of one document queue there; then it locks every entity and
 relation it will recompute, in id order, before reading them. A second writer touching
 the same entity waits, then counts the first one's mentions.
+
+The last statement of each (``FINISH``) stores the search words of the entities whose
+name or aliases it may have changed, folded here from what ``REFRESH`` returned (the
+entities are locked, so nothing changes them in between), and raises the graph version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,7 +29,7 @@ import neo4j
 
 from app.adapters import neo4j_cypher as cy
 from app.adapters.neo4j_support import encode_optional_json, encode_optional_time, encode_time
-from app.adapters.search_words import index_text
+from app.adapters.search_words import index_text, words
 from app.domain.errors import BackendError, UnavailableError
 from app.domain.models import DeletedDocument, DocumentBundle
 
@@ -62,7 +66,8 @@ async def write_bundle(tx: Tx, plan: WritePlan) -> None:
             f"mentions and {written['evidence']} of {len(plan.evidence)} evidence rows "
             "found their ends"
         )
-    await _collect_and_refresh(tx, entities, relations)
+    _, _, named = await _collect_and_refresh(tx, entities, relations)
+    await _finish(tx, named)
 
 
 async def delete_document(tx: Tx, document_id: str) -> DeletedDocument | None:
@@ -74,7 +79,8 @@ async def delete_document(tx: Tx, document_id: str) -> DeletedDocument | None:
     entities, relations = sorted(old.entities), sorted(old.relations)
     await _merge_and_lock(tx, entities, relations, [], [])
     await _run(tx, cy.DELETE_CONTENT, {"id": document_id})
-    removed_entities, removed_relations = await _collect_and_refresh(tx, entities, relations)
+    removed_entities, removed_relations, named = await _collect_and_refresh(tx, entities, relations)
+    await _finish(tx, named)
     return DeletedDocument(
         document_id=document_id,
         chunk_ids=old.chunks,
@@ -191,15 +197,16 @@ async def _footprint(tx: Tx, document_id: str) -> _Footprint:
 
 async def _collect_and_refresh(
     tx: Tx, entities: list[str], relations: list[str]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[Row]]:
     """Delete the orphans among the touched entities and relations, recompute the
-    derived fields of the rest; return the removed ids."""
+    derived fields of the rest; return the removed ids, and the surviving entities'
+    ids, names and aliases."""
     if not entities and not relations:
-        return [], []
+        return [], [], []
     (r,) = await _run(tx, cy.COLLECT_ORPHANS, {"entities": entities, "relations": relations})
     removed_entities, removed_relations = list(r["entity_ids"]), list(r["relation_ids"])
     gone_e, gone_r = set(removed_entities), set(removed_relations)
-    await _run(
+    (refreshed,) = await _run(
         tx,
         cy.REFRESH,
         {
@@ -207,4 +214,18 @@ async def _collect_and_refresh(
             "relations": [i for i in relations if i not in gone_r],
         },
     )
-    return removed_entities, removed_relations
+    return removed_entities, removed_relations, list(refreshed["named"])
+
+
+async def _finish(tx: Tx, named: list[Row]) -> None:
+    """Store the search words of ``named`` entities and raise the graph version: the
+    last statement of the transaction."""
+    rows = [{"id": e["id"], "words": entity_words(e["name"], e["aliases"])} for e in named]
+    await _run(tx, cy.FINISH, {"words": rows})
+
+
+def entity_words(name: str, aliases: Sequence[str] | None) -> str:
+    """What the entity words index holds: the distinct folded words of the name and the
+    aliases (``search_words``), space-separated, for a whitespace analyser."""
+    found = (word for text in (name, *(aliases or ())) for word in words(text))
+    return " ".join(dict.fromkeys(found))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from app.adapters.search_words import query_words
 from app.domain.errors import BadInputError
 from app.domain.models import ChunkFilter
 
@@ -20,6 +21,15 @@ def matches_nothing(k: int, filter: ChunkFilter) -> bool:
         or (filter.document_ids is not None and not filter.document_ids)
         or (filter.entity_types is not None and not filter.entity_types)
     )
+
+
+def entity_search_terms(words: Sequence[str], k: int) -> list[str]:
+    """The words ``search_entities`` looks for: the distinct folded words of ``words``
+    (an element with several words gives each), at most ``MAX_QUERY_TERMS``; none when
+    ``k`` is 0. A negative ``k`` is refused, as ``keyword_search`` refuses it."""
+    if k < 0:
+        raise BadInputError(f"k must not be negative, got {k}")
+    return query_words(" ".join(words)) if k else []
 
 
 def checked_vector(

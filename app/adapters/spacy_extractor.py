@@ -178,6 +178,14 @@ class SpacyExtractor:
             for d in drafts
         ]
 
+    def answer_spans(self, texts: Sequence[str]) -> list[ExtractedText]:
+        """Sentences and every named entity, values too (dates, numbers); no parse."""
+        _check_texts(texts)
+        drafts = [_Draft(text, _tamed(text)) for text in texts]
+        for index, start, end, doc in self._run([d.source for d in drafts], "ner"):
+            _read_window(drafts[index], doc, start, end, labels=None)
+        return [ExtractedText(tuple(d.sentences), tuple(d.mentions), ()) for d in drafts]
+
     # --- passes -------------------------------------------------------------------------
 
     def _pipe(self, texts: Iterable[str], disable: str, count: int) -> Iterator[Doc]:
@@ -302,11 +310,12 @@ def _sentence_spans(doc: Doc, text: str, offset: int) -> list[Span]:
     return spans
 
 
-def _entity_spans(doc: Doc, text: str) -> list[tuple[int, int, str]]:
-    """Kept entities, without a leading "the" nor a trailing possessive: (start, end, label)."""
+def _entity_spans(doc: Doc, text: str, labels: frozenset[str] | None) -> list[tuple[int, int, str]]:
+    """Entities of ``labels`` (None: all), without a leading "the" nor a trailing
+    possessive: (start, end, label)."""
     out = []
     for ent in doc.ents:
-        if ent.label_ not in ENTITY_LABELS:
+        if labels is not None and ent.label_ not in labels:
             continue
         tokens = list(ent)
         while len(tokens) > 1 and (_is_article(tokens[0]) or _is_edge(tokens[0], _LEADING)):
@@ -349,9 +358,15 @@ def _merge_crossed(sentences: list[Span], entities: list[tuple[int, int, str]]) 
     return merged
 
 
-def _read_window(draft: _Draft, doc: Doc, offset: int, stop: int) -> None:
+def _read_window(
+    draft: _Draft,
+    doc: Doc,
+    offset: int,
+    stop: int,
+    labels: frozenset[str] | None = ENTITY_LABELS,
+) -> None:
     text = draft.source[offset:stop]  # what the doc holds (Doc.text rebuilds it each time)
-    entities = _entity_spans(doc, text)
+    entities = _entity_spans(doc, text, labels)
     sentences = _merge_crossed(_sentence_spans(doc, text, 0), entities)
     first = len(draft.sentences)
     draft.sentences.extend(Span(s.start + offset, s.end + offset) for s in sentences)

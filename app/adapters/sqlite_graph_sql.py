@@ -215,6 +215,26 @@ KEYWORD_SEARCH = """
     LIMIT :k
 """
 
+# Entities by the number of :terms (a JSON array of quoted FTS5 strings, one per
+# distinct word) their name or aliases hold: one MATCH per term, joined, so each term
+# counts once per entity.
+SEARCH_ENTITIES = f"""
+    WITH matched AS (
+        SELECT entities_fts.rowid AS seq, COUNT(*) AS words
+        FROM json_each(:terms) AS term
+        JOIN entities_fts ON entities_fts MATCH term.value
+        GROUP BY entities_fts.rowid
+    )
+    SELECT {ENTITY_COLUMNS}
+    FROM matched AS m JOIN entities AS t ON t.seq = m.seq
+    ORDER BY m.words DESC, t.mention_count DESC, t.id
+    LIMIT :k
+"""  # noqa: S608
+
+GRAPH_VERSION = "SELECT version FROM graph_version"
+# The last statement of every write, and of every delete that removed something.
+BUMP_VERSION = "UPDATE graph_version SET version = version + 1"
+
 STATS = """
     SELECT (SELECT COUNT(*) FROM documents) AS documents,
            (SELECT COUNT(*) FROM chunks) AS chunks,

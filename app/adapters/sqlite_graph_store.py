@@ -11,7 +11,8 @@ detaches the document's chunks, mentions and evidence, writes the bundle's, drop
 entities and relations nothing supports any more, and recomputes the derived fields
 (entity mention counts and aliases, relation confidence) of everything it touched. A
 replay therefore changes nothing, and a re-ingestion that yields fewer chunks leaves no
-stale rows behind. The document keeps its first ``ingested_at``.
+stale rows behind. The document keeps its first ``ingested_at``. Its last statement
+raises the graph version (``version``), as does a delete that removed something.
 
 Several processes may share the file (WAL plus ``busy_timeout``); when the lock cannot
 be had in time the call fails with a retryable ``UnavailableError``.
@@ -31,7 +32,7 @@ import aiosqlite
 from app.adapters import graph_walks
 from app.adapters import sqlite_graph_sql as sql
 from app.adapters.bundle_validation import validate_bundle
-from app.adapters.search_checks import matches_nothing
+from app.adapters.search_checks import entity_search_terms, matches_nothing
 from app.adapters.sqlite_graph_rows import (
     chunk_row,
     document_row,
@@ -177,6 +178,7 @@ class SqliteGraphStore:
                 old_entities | {e.id for e in bundle.entities},
                 old_relations | {r.id for r in bundle.relations},
             )
+            await conn.execute(sql.BUMP_VERSION)
 
     async def delete_document(self, document_id: str) -> DeletedDocument | None:
         async with self._transaction("deleting a document") as conn:
@@ -186,6 +188,7 @@ class SqliteGraphStore:
             await conn.execute(sql.DELETE_DOCUMENT, (document_id,))
             removed_entities, removed_relations = await self._collect(conn, entities, relations)
             await self._refresh(conn, entities, relations)
+            await conn.execute(sql.BUMP_VERSION)
         return DeletedDocument(
             document_id=document_id,
             chunk_ids=tuple(chunk_ids),
@@ -394,6 +397,15 @@ class SqliteGraphStore:
             for r in rows
         ]
 
+    async def search_entities(self, words: Sequence[str], k: int) -> list[Entity]:
+        terms = entity_search_terms(words, k)
+        if not terms:
+            return []
+        # Quoted, each word is a string to FTS5: no operator, column or prefix syntax.
+        params = {"terms": id_list(f'"{word}"' for word in terms), "k": k}
+        rows = await self._fetch(sql.SEARCH_ENTITIES, params, "searching entity names")
+        return [entity_row(r) for r in rows]
+
     async def stats(self) -> GraphStats:
         rows = await self._fetch(sql.STATS, {}, "counting")
         row = rows[0]
@@ -403,6 +415,10 @@ class SqliteGraphStore:
             entities=row["entities"],
             relations=row["relations"],
         )
+
+    async def version(self) -> int:
+        rows = await self._fetch(sql.GRAPH_VERSION, {}, "reading the graph version")
+        return int(rows[0]["version"])
 
     # --- walks (graph_walks holds the algorithm; these are its reads) ---------------------
 

@@ -5,9 +5,15 @@ Never edit a step that has shipped: append a new one. Step ``n`` takes a file fr
 
 Shape:
 - ``chunks`` and ``entities`` have an integer ``seq`` (their rowid) beside their text
-  id, because external-content FTS5 tables (``chunks_fts``, ``entities_fts``) index
-  by rowid;
+  id, because the FTS5 tables (``chunks_fts``, ``entities_fts``) index by rowid;
   triggers keep both FTS tables in step inside the writing transaction.
+- ``entities_fts`` (since step 2) is contentless and indexes an entity's name and its
+  aliases joined by spaces, not the JSON text of ``aliases``: JSON escapes glue letters
+  to words (an alias holding a line break is stored as ``\\n``, which the tokenizer
+  would read as the letter ``n`` starting the next word). The same expression of
+  ``aliases`` feeds every insert and delete of the index, so they always agree.
+- ``graph_version`` holds one counter, raised by every write and every delete that
+  removed something, in the same transaction: what cached reads are keyed by.
 - ``entities.mention_count`` and ``entities.aliases`` (a JSON array) are derived from
   ``mentions`` and recomputed in the same transaction as every write or delete that
   touches the entity, so ``list_entities`` can sort by count on an index.
@@ -152,4 +158,55 @@ _V1: Migration = (
     """,
 )
 
-GRAPH_MIGRATIONS: tuple[Migration, ...] = (_V1,)
+# entities_fts indexes the aliases as text: ``(SELECT group_concat(value, ' ') FROM
+# json_each(<row>.aliases))``, the same expression in every statement below.
+_V2: Migration = (
+    """
+    CREATE TABLE graph_version (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO graph_version (id, version) VALUES (1, 0)",
+    "DROP TRIGGER entities_fts_insert",
+    "DROP TRIGGER entities_fts_delete",
+    "DROP TRIGGER entities_fts_update",
+    "DROP TABLE entities_fts",
+    """
+    CREATE VIRTUAL TABLE entities_fts USING fts5 (
+        name, aliases, content = '',
+        tokenize = 'unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    INSERT INTO entities_fts (rowid, name, aliases)
+    SELECT seq, name, (SELECT group_concat(value, ' ') FROM json_each(entities.aliases))
+    FROM entities
+    """,
+    """
+    CREATE TRIGGER entities_fts_insert AFTER INSERT ON entities BEGIN
+        INSERT INTO entities_fts (rowid, name, aliases)
+        VALUES (new.seq, new.name,
+                (SELECT group_concat(value, ' ') FROM json_each(new.aliases)));
+    END
+    """,
+    """
+    CREATE TRIGGER entities_fts_delete AFTER DELETE ON entities BEGIN
+        INSERT INTO entities_fts (entities_fts, rowid, name, aliases)
+        VALUES ('delete', old.seq, old.name,
+                (SELECT group_concat(value, ' ') FROM json_each(old.aliases)));
+    END
+    """,
+    """
+    CREATE TRIGGER entities_fts_update AFTER UPDATE OF name, aliases ON entities BEGIN
+        INSERT INTO entities_fts (entities_fts, rowid, name, aliases)
+        VALUES ('delete', old.seq, old.name,
+                (SELECT group_concat(value, ' ') FROM json_each(old.aliases)));
+        INSERT INTO entities_fts (rowid, name, aliases)
+        VALUES (new.seq, new.name,
+                (SELECT group_concat(value, ' ') FROM json_each(new.aliases)));
+    END
+    """,
+)
+
+GRAPH_MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)

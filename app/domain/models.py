@@ -291,3 +291,40 @@ class VectorPoint:
     document_id: str
     vector: list[float]
     entity_types: tuple[str, ...] = field(default=())
+
+
+# --- answers --------------------------------------------------------------------------
+
+
+class AskMode(StrEnum):
+    """How the passages for a question are found: NAIVE by vector similarity alone;
+    LOCAL from the graph around the entities the question names; HYBRID both, fused
+    with keyword search."""
+
+    NAIVE = "NAIVE"
+    LOCAL = "LOCAL"
+    HYBRID = "HYBRID"
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A cited passage; ``quote`` is an exact substring of the chunk's text."""
+
+    document_id: str
+    chunk_id: str
+    quote: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer with what it rests on: ``context`` is every passage handed to the
+    generator, best first; ``entities`` the entity ids the answer used."""
+
+    text: str
+    citations: tuple[Citation, ...]
+    entity_ids: tuple[str, ...]
+    mode: AskMode
+    model: str
+    context: tuple[ChunkHit, ...]
+    supported: bool = True

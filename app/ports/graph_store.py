@@ -114,7 +114,19 @@ class GraphStore(Protocol):
         """Full-text search over chunk text, best first; scores are positive, higher is
         better (BM25-style). The query is plain words, never the store's query syntax."""
 
+    async def search_entities(self, words: Sequence[str], k: int) -> list[Entity]:
+        """Entities whose name or an alias holds one of ``words`` as a whole word (case
+        and accents folded, the word definition of ``keyword_search``), at most ``k``:
+        most distinct words matched first, then ``mention_count`` descending, then id.
+        Words are plain words, never the store's query syntax; none gives none. This
+        finds candidates; the caller judges how well each name fits."""
+
     async def stats(self) -> GraphStats: ...
+
+    async def version(self) -> int:
+        """A number that changes (grows) with every committed ``write_document`` and
+        every ``delete_document`` that removed something, seen by every process that
+        shares the store: what cached answers are keyed by, so none outlives a change."""
 
     # --- walks ------------------------------------------------------------------------
     # Both walk relations in either direction, breadth first, one batched read per hop

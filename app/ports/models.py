@@ -80,3 +80,8 @@ class Extractor(Protocol):
 
     def extract(self, texts: Sequence[str]) -> list[ExtractedText]:
         """Entity mentions and the relations between mentions of one sentence."""
+
+    def answer_spans(self, texts: Sequence[str]) -> list[ExtractedText]:
+        """Sentences and every entity the model finds, values included (dates, numbers,
+        amounts, which ``extract`` leaves out of the graph): the candidate answers of an
+        extractive answer. No relations."""

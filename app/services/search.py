@@ -15,15 +15,14 @@ import hashlib
 from collections.abc import Sequence
 from enum import StrEnum
 
-import structlog
-
 from app.config import LimitSettings
-from app.domain.errors import BadInputError, KGError
+from app.domain.errors import BadInputError
 from app.domain.models import ChunkFilter, ChunkHit
 from app.ports.cache import Cache
 from app.ports.graph_store import GraphStore
 from app.ports.models import Embedder
 from app.ports.vector_store import VectorStore
+from app.services.result_cache import ResultCache
 from app.services.validation import check_k
 
 MAX_QUERY_CHARS = 2_000
@@ -33,12 +32,10 @@ RRF_K = 60
 # How deep each list is read before fusing: a chunk ranked low in both lists can still
 # make the top k, so more than k is asked of each.
 HYBRID_DEPTH = 50
-# A query's embedding depends on the model and the text only, so it is cached across
-# requests and processes (the cache's backend); the time to live bounds what a flood of
-# distinct queries can hold.
-EMBEDDING_TTL_SECONDS = 600.0
-
-log = structlog.get_logger(__name__)
+# Query embeddings (keyed by model and text) and search results (keyed by the graph
+# version too, so never stale) are cached across requests and processes (the cache's
+# backend); the time to live bounds what a flood of distinct queries can hold.
+RESULT_TTL_SECONDS = 600.0
 
 
 class SearchMode(StrEnum):
@@ -60,71 +57,90 @@ class SearchService:
         self._vectors = vectors
         self._embedder = embedder
         self._limits = limits
-        self._cache = cache
+        self._results = ResultCache(cache, graph, RESULT_TTL_SECONDS)
 
     async def search(
         self, query: str, k: int, mode: SearchMode, filter: ChunkFilter
     ) -> list[ChunkHit]:
-        query = query.strip()
-        if not query:
-            raise BadInputError("query is empty: say what to search for")
-        if len(query) > MAX_QUERY_CHARS:
-            raise BadInputError(
-                f"query is {len(query)} characters, over the limit of {MAX_QUERY_CHARS}"
-            )
+        """The best ``k`` chunks for ``query``; cached under the graph version."""
+        query = check_query(query, "query")
         check_k(k, self._limits)
+        return await self._results.get_or_compute(
+            ("search", query, k, mode.value, filter.document_ids, filter.entity_types),
+            lambda: self.run(query, k, mode, filter),
+            encode_hits,
+            decode_hits,
+        )
+
+    async def run(
+        self, query: str, k: int, mode: SearchMode, filter: ChunkFilter
+    ) -> list[ChunkHit]:
+        """The search itself, on checked arguments, without the result cache."""
         if mode is SearchMode.VECTOR:
-            return await self._by_vector(query, k, filter)
+            return await self._vectors.search(await self.embed_query(query), k, filter)
         if mode is SearchMode.KEYWORD:
             return await self._graph.keyword_search(query, k, filter)
         depth = max(k, HYBRID_DEPTH)
         by_vector, by_words = await asyncio.gather(
-            self._by_vector(query, depth, filter),
+            self.run(query, depth, SearchMode.VECTOR, filter),
             self._graph.keyword_search(query, depth, filter),
         )
         return fuse([by_vector, by_words], k)
 
-    async def _by_vector(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
-        return await self._vectors.search(await self.embed_query(query), k, filter)
+    async def nearest(self, vector: list[float], k: int, filter: ChunkFilter) -> list[ChunkHit]:
+        """The ``k`` chunks nearest an embedding computed before (``embed_query``)."""
+        return await self._vectors.search(vector, k, filter)
 
     async def embed_query(self, query: str) -> list[float]:
-        """The query's embedding, from the cache when another request computed it. A
-        cache that fails (Redis down) costs the computation, never the search."""
+        """The query's embedding, from the cache when another request computed it (the
+        key is the model and the text: no graph version)."""
         key = (
             "query-embedding:"
             + hashlib.sha256(f"{self._embedder.name}\0{query}".encode()).hexdigest()
         )
-        cached = await self._cached(key)
+        cached = await self._results.read(key)
         if isinstance(cached, list) and len(cached) == self._embedder.dimension:
             return [float(x) for x in cached]
         vector = (await asyncio.to_thread(self._embedder.embed, [query]))[0]
-        if self._cache is not None:
-            try:
-                await self._cache.set(key, list(vector), ttl=EMBEDDING_TTL_SECONDS)
-            except KGError as exc:
-                log.warning("cache.write_failed", error=exc.message)
+        await self._results.write(key, list(vector))
         return vector
 
-    async def _cached(self, key: str) -> object:
-        if self._cache is None:
-            return None
-        try:
-            return await self._cache.get(key)
-        except KGError as exc:
-            log.warning("cache.read_failed", error=exc.message)
-            return None
+
+def check_query(text: str, what: str) -> str:
+    """``text`` stripped, or a BadInputError when it is empty or too long."""
+    text = text.strip()
+    if not text:
+        raise BadInputError(f"{what} is empty: say what to search for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadInputError(
+            f"{what} is {len(text)} characters, over the limit of {MAX_QUERY_CHARS}"
+        )
+    return text
 
 
-def fuse(rankings: Sequence[Sequence[ChunkHit]], k: int) -> list[ChunkHit]:
+def encode_hits(hits: Sequence[ChunkHit]) -> list[list[object]]:
+    return [[h.chunk_id, h.document_id, h.score] for h in hits]
+
+
+def decode_hits(value: object) -> list[ChunkHit]:
+    if not isinstance(value, list):
+        raise TypeError("cached hits are not a list")
+    return [ChunkHit(chunk_id=str(c), document_id=str(d), score=float(s)) for c, d, s in value]
+
+
+def fuse(
+    rankings: Sequence[Sequence[ChunkHit]], k: int, weights: Sequence[float] | None = None
+) -> list[ChunkHit]:
     """Reciprocal rank fusion of ranked lists: each chunk scores the sum over the lists
-    of ``1 / (RRF_K + rank)`` (rank from 1); the best ``k``, ties broken by the best
-    single rank, then by chunk id, so the order is stable."""
+    of ``weight / (RRF_K + rank)`` (rank from 1, weight 1 unless given); the best ``k``,
+    ties broken by the best single rank, then by chunk id, so the order is stable."""
     scores: dict[str, float] = {}
     best: dict[str, int] = {}
     documents: dict[str, str] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, hit in enumerate(ranking, start=1):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight / (RRF_K + rank)
             best[hit.chunk_id] = min(best.get(hit.chunk_id, rank), rank)
             documents[hit.chunk_id] = hit.document_id
     order = sorted(scores, key=lambda c: (-scores[c], best[c], c))

@@ -24,6 +24,7 @@ import pytest
 from app.adapters import neo4j_cypher as cy
 from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
+from app.adapters.neo4j_graph_writes import entity_words
 from app.adapters.neo4j_support import lucene_escape, lucene_query, parse_target
 from app.adapters.neo4j_vector_store import Neo4jVectorStore
 from app.adapters.search_words import index_text
@@ -128,6 +129,7 @@ async def test_start_creates_constraints_and_indexes_online(
             ("kg_chunk_id", "UNIQUENESS", "Chunk"),
             ("kg_entity_id", "UNIQUENESS", "Entity"),
             ("kg_relation_id", "UNIQUENESS", "Relation"),
+            ("kg_meta_id", "UNIQUENESS", "KGMeta"),
         }
         indexes = {
             i["name"]: i
@@ -145,7 +147,9 @@ async def test_start_creates_constraints_and_indexes_online(
         assert (chunk_text["type"], chunk_text["properties"]) == ("FULLTEXT", ["words"])
         assert chunk_text["options"]["indexConfig"]["fulltext.analyzer"] == "whitespace"
         assert not set(cy.RETIRED_INDEXES) & set(indexes)
-        assert indexes[cy.ENTITY_NAME_INDEX]["properties"] == ["name", "aliases"]
+        entity_words = indexes[cy.ENTITY_WORDS_INDEX]
+        assert (entity_words["type"], entity_words["properties"]) == ("FULLTEXT", ["words"])
+        assert entity_words["options"]["indexConfig"]["fulltext.analyzer"] == "whitespace"
     finally:
         await first.close()
         await second.close()
@@ -177,6 +181,42 @@ async def test_start_retires_old_indexes_and_gives_old_chunks_their_words(
         await raw.execute_query("CALL db.awaitIndexes(30)")
         hits = await again.keyword_search("Lovelace", 5, ChunkFilter())
         assert {h.chunk_id for h in hits} == {c.id for c in bundle.chunks}
+    finally:
+        await again.close()
+
+
+async def test_start_retires_the_name_index_and_gives_old_entities_their_words(
+    make_store: Callable[[], Neo4jGraphStore], raw: neo4j.AsyncDriver
+) -> None:
+    """An upgrade: a graph written before entities had ``words`` (and with the old name
+    index) becomes searchable by name at the next start."""
+    first = make_store()
+    await first.start()
+    for bundle in all_bundles():
+        await first.write_document(bundle)
+    await first.close()
+    await raw.execute_query("MATCH (e:Entity) REMOVE e.words")
+    await raw.execute_query(
+        "CREATE FULLTEXT INDEX kg_entity_name IF NOT EXISTS FOR (n:Entity) "
+        "ON EACH [n.name, n.aliases] "
+        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'standard-folding'}}"
+    )
+    again = make_store()
+    await again.start()
+    try:
+        names = {i["name"] for i in await query(raw, "SHOW INDEXES YIELD name RETURN name")}
+        assert "kg_entity_name" not in names and cy.ENTITY_WORDS_INDEX in names
+        rows = await query(
+            raw, "MATCH (e:Entity) RETURN e.name AS name, e.aliases AS aliases, e.words AS words"
+        )
+        assert len(rows) == 7
+        assert {r["name"]: r["words"] for r in rows} == {
+            r["name"]: entity_words(r["name"], r["aliases"]) for r in rows
+        }
+        babbage = next(r for r in rows if r["name"] == "Charles Babbage")
+        assert babbage["words"] == "charles babbage mr"
+        await raw.execute_query("CALL db.awaitIndexes(30)")
+        assert [e.id for e in await again.search_entities(["mr"], 5)] == [BABBAGE.id]
     finally:
         await again.close()
 
@@ -354,7 +394,7 @@ async def test_a_batch_is_one_statement_whatever_its_size(
     small = runs.count - before
     before = runs.count
     await store.write_document(fifty_chunk_bundle(1))
-    assert runs.count - before == small == 6
+    assert runs.count - before == small == 7
 
 
 async def test_a_replay_updates_chunks_in_place(

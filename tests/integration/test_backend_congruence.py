@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,9 @@ async def backends(
 
 
 def context_of(c: Container) -> Context:
-    services = Services(catalog=c.catalog, search=c.search, ingestion=c.ingestion)
+    services = Services(
+        catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+    )
     return Context(services=services, request_id="congruence")
 
 
@@ -520,6 +523,96 @@ async def test_keyword_search_folds_letters_with_strokes_alike(backends: Backend
     assert embedded == server
     assert embedded["Łódź"] and embedded["Iława"]
     assert not embedded["Lodz"] and not embedded["Ilawa"]
+
+
+# --- entity search: the same candidates in the same order ------------------------------
+
+
+async def entity_hits(c: Container, /, queries: list[list[str]], k: int) -> list[list[str]]:
+    """The ids ``search_entities`` gives for each list of words, in order."""
+    return [[e.id for e in await c.graph.search_entities(words, k)] for words in queries]
+
+
+async def test_search_entities_matches(backends: Backends) -> None:
+    """Every word of every entity name alone (ranked by mentions, then id), every whole
+    name (ranked by words matched first), and the accented words with and without their
+    marks: both stores give the same ids in the same order."""
+    entities = await full_list(backends.embedded, ENTITIES_QUERY, "entities")
+    words = sorted({word for e in entities for word in re.findall(r"\w+", e["name"])})
+    accented = [w for w in words if unicodedata.normalize("NFD", w) != w]
+    assert accented  # the corpus has names with marks
+    bare = ["".join(c for c in unicodedata.normalize("NFD", w) if c.isascii()) for w in accented]
+    queries = [
+        *([w] for w in words),
+        *(re.findall(r"\w+", e["name"]) for e in entities),
+        *([w] for w in accented + bare),
+        [w.upper() for w in accented],
+    ]
+    embedded, server = await backends.both(entity_hits, queries, 20)
+    differing = {
+        " ".join(q): (mine, theirs)
+        for q, mine, theirs in zip(queries, embedded, server, strict=True)
+        if mine != theirs
+    }
+    assert differing == {}
+    assert all(embedded[: len(words)])  # every word of a name finds its entity
+    assert max(len(ids) for ids in embedded) == 20  # k bounds common words
+
+
+# --- questions: the same answer from the same passages ----------------------------------
+
+ASK_QUERY = """query($q: String!, $mode: AskMode) { ask(question: $q, k: 5, mode: $mode) {
+  answer supported model mode citations { quote score chunk { id } document { id } }
+  entities { id } context { score chunk { id } } } }"""
+QUESTIONS = [
+    "Who directed the film Empties?",
+    "When did Teutberga die?",
+    "Who was the mother of Lothair II?",
+    "Which films were released in Japan?",
+    "Who wrote the film Coney Island Baby?",
+    "What is the boiling point of tungsten?",
+]
+
+
+def scores_apart(answer: dict[str, Any]) -> tuple[dict[str, Any], list[float]]:
+    """The answer without its scores, and the scores (the two vector stores agree to
+    about 1e-7, so scores are compared with a tolerance)."""
+    same = dict(answer)
+    same["citations"] = [{**c, "score": None} for c in answer["citations"]]
+    same["context"] = [{**h, "score": None} for h in answer["context"]]
+    scores = [c["score"] for c in answer["citations"]] + [h["score"] for h in answer["context"]]
+    return same, scores
+
+
+@pytest.mark.parametrize("mode", ["NAIVE", "LOCAL"])
+async def test_answers_match(backends: Backends, mode: str) -> None:
+    """NAIVE and LOCAL walk, rank, bound and answer alike on SQLite and on Neo4j."""
+    for question in QUESTIONS:
+        embedded, server = await backends.both(gql, ASK_QUERY, q=question, mode=mode)
+        (mine, my_scores), (theirs, their_scores) = (
+            scores_apart(embedded["ask"]),
+            scores_apart(server["ask"]),
+        )
+        assert mine == theirs, question
+        assert my_scores == pytest.approx(their_scores, abs=1e-5), question
+        assert mine["context"], question
+
+
+async def test_hybrid_answers_agree_where_keyword_scores_allow(backends: Backends) -> None:
+    """HYBRID fuses the keyword ranking, whose scores differ by store (SQLite's BM25,
+    Lucene's): the same chunks match, ranked a little differently, so the contexts
+    overlap mostly and the answers mostly agree, rather than exactly."""
+    agree = 0
+    for question in QUESTIONS:
+        embedded, server = await backends.both(gql, ASK_QUERY, q=question, mode="HYBRID")
+        mine, theirs = embedded["ask"], server["ask"]
+        shared = {h["chunk"]["id"] for h in mine["context"]} & {
+            h["chunk"]["id"] for h in theirs["context"]
+        }
+        assert len(shared) >= 3, question
+        assert mine["supported"] == theirs["supported"], question
+        agree += mine["answer"] == theirs["answer"]
+    assert agree >= len(QUESTIONS) - 1
 
 
 # --- lookups and bad input -------------------------------------------------------------

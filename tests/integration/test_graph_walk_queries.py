@@ -46,7 +46,9 @@ async def container(tmp_path: Path) -> AsyncIterator[Container]:
 
 
 async def run(c: Container, document: str, **variables: Any) -> tuple[Any, list[Any]]:
-    services = Services(catalog=c.catalog, search=c.search, ingestion=c.ingestion)
+    services = Services(
+        catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+    )
     result = await schema.execute(
         document,
         variable_values=variables,

@@ -64,7 +64,9 @@ async def container(tmp_path: Path) -> AsyncIterator[Container]:
 async def run(c: Container, n: int) -> dict[str, int]:
     counter = CallCounter("graph")
     context = Context(
-        services=Services(catalog=c.catalog, search=c.search, ingestion=c.ingestion),
+        services=Services(
+            catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+        ),
         request_id="test",
     )
     result = await schema.execute(NESTED, variable_values={"n": n}, context_value=context)

@@ -1,0 +1,199 @@
+"""The passages a question is answered from, by ask mode.
+
+- NAIVE: the chunks nearest the question's embedding.
+- LOCAL: the entities the question names (``QuestionEntities``) are the seeds.
+  1. Each seed's own documents (those mentioning it, at most ``SEED_DOCUMENTS``) are
+     ranked against the question by the vector store (the documents are its filter):
+     one ranking per seed, so a question about two things ("which is older, X or Y")
+     gets the best passage of each.
+  2. The walk: the seeds' neighbourhood (``LOCAL_DEPTH`` hops over relations, at most
+     ``LOCAL_FANOUT`` entities per seed), and the bridge entities, those the best
+     chunks of each seed's ranking mention (seed, chunk, entity: the graph's mentions).
+     Their documents (``WALK_DOCUMENTS`` each) and those holding the evidence of the
+     relations walked, at most ``LOCAL_DOCUMENTS``, are ranked against the question
+     likewise. This reaches the second paragraph of a two-hop question: the first names
+     the bridge entity, the second is about it.
+  3. The rankings are fused (reciprocal rank fusion, as ``search(mode: HYBRID)``).
+  A question that names no known entity has nothing to walk from: LOCAL then ranks as
+  NAIVE does (and says so in the log), rather than answering from nothing.
+- HYBRID: the LOCAL ranking fused with the vector and keyword rankings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from app.domain.models import AskMode, ChunkFilter, ChunkHit, Entity, PageRequest
+from app.ports.graph_store import GraphStore
+from app.services.question_entities import VALUE_TYPES, QuestionEntities, Seed
+from app.services.search import SearchMode, SearchService, fuse
+
+log = structlog.get_logger(__name__)
+
+LOCAL_DEPTH = 2
+LOCAL_FANOUT = 25
+LOCAL_DOCUMENTS = 200
+# Documents read per entity: the seeds' own, then each walked entity's.
+SEED_DOCUMENTS = 50
+WALK_DOCUMENTS = 10
+# The best passage of each of the first seeds leads the LOCAL ranking.
+FIRST_SEEDS = 2
+# HYBRID's fusion weights of the LOCAL, vector and keyword rankings: LOCAL already holds
+# the question's nearest chunks, and it is what reaches a second hop.
+HYBRID_WEIGHTS = (2.0, 1.0, 1.0)
+# Bridge entities come from this many best chunks of each seed's ranking, at most this
+# many in all.
+BRIDGE_FROM = 2
+MAX_BRIDGES = 12
+# How deep each ranking is read before the best are kept.
+CANDIDATE_DEPTH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """Chunks best first, and the entities the retrieval went through (seeds first)."""
+
+    hits: list[ChunkHit]
+    entities: list[Entity]
+
+
+class QuestionRetrieval:
+    def __init__(self, search: SearchService, graph: GraphStore, names: QuestionEntities) -> None:
+        self._search = search
+        self._graph = graph
+        self._names = names
+
+    async def retrieve(self, question: str, mode: AskMode, depth: int) -> Retrieved:
+        """The best ``depth`` chunks for the question in ``mode``."""
+        if mode is AskMode.NAIVE:
+            return Retrieved(await self._search.run(question, depth, SearchMode.VECTOR, _ALL), [])
+        if mode is AskMode.LOCAL:
+            local = await self._local(question, depth)
+            if local.hits:
+                return local
+            log.info("ask.local_without_seeds", fallback="NAIVE")
+            by_vector = await self._search.run(question, depth, SearchMode.VECTOR, _ALL)
+            return Retrieved(by_vector, local.entities)
+        local, by_vector, by_words = await asyncio.gather(
+            self._local(question, max(depth, CANDIDATE_DEPTH)),
+            self._search.run(question, max(depth, CANDIDATE_DEPTH), SearchMode.VECTOR, _ALL),
+            self._search.run(question, max(depth, CANDIDATE_DEPTH), SearchMode.KEYWORD, _ALL),
+        )
+        if not local.hits:
+            return Retrieved(fuse([by_vector, by_words], depth), local.entities)
+        return Retrieved(
+            fuse([local.hits, by_vector, by_words], depth, HYBRID_WEIGHTS), local.entities
+        )
+
+    async def _local(self, question: str, depth: int) -> Retrieved:
+        seeds = await self._names.recognise(question)
+        if not seeds:
+            return Retrieved([], [])
+        deep = max(depth, CANDIDATE_DEPTH)
+        vector = await self._search.embed_query(question)
+        seed_ids = [s.entity.id for s in seeds]
+        (walked, relation_ids), of_seeds = await asyncio.gather(
+            self._walk(seeds),
+            self._graph.documents_of_entities(seed_ids, PageRequest(0, SEED_DOCUMENTS)),
+        )
+        seed_documents = tuple(dict.fromkeys(d.id for i in seed_ids for d in of_seeds[i].items))
+        first = (
+            await self._search.nearest(vector, deep, ChunkFilter(document_ids=seed_documents))
+            if seed_documents
+            else []
+        )
+        bridges = await self._bridges([first[: BRIDGE_FROM * len(seeds)]], set(seed_ids))
+        entities = {e.id: e for e in walked}
+        for entity in bridges:
+            entities.setdefault(entity.id, entity)
+        others = [e for e in entities if e not in set(seed_ids)]
+        documents = seed_documents + await self._documents(
+            others, relation_ids, set(seed_documents)
+        )
+        graph, naive, *own = await asyncio.gather(
+            self._search.nearest(vector, deep, ChunkFilter(document_ids=documents)),
+            self._search.nearest(vector, deep, _ALL),
+            *(
+                self._search.nearest(
+                    vector, 1, ChunkFilter(document_ids=tuple(d.id for d in of_seeds[i].items))
+                )
+                for i in seed_ids
+                if of_seeds[i].items
+            ),
+        )
+        # Each seed's best passage first (a question about two things needs both), then
+        # the graph's candidates and the question's nearest chunks, fused.
+        firsts = [hits[0] for hits in own if hits][:FIRST_SEEDS]
+        fused = fuse([graph, naive], depth + len(firsts))
+        ranked = _first_then(firsts, fused, depth)
+        return Retrieved(ranked, list(entities.values()))
+
+    async def _bridges(
+        self, best: Sequence[Sequence[ChunkHit]], seed_ids: set[str]
+    ) -> list[Entity]:
+        """The entities the best chunks of the seeds' rankings mention, first mention
+        first, without the seeds and values (dates, numbers), at most ``MAX_BRIDGES``."""
+        chunk_ids = list(dict.fromkeys(h.chunk_id for ranking in best for h in ranking))
+        mentioned = await self._graph.entities_of_chunks(chunk_ids)
+        found: dict[str, Entity] = {}
+        for chunk_id in chunk_ids:
+            for entity in mentioned.get(chunk_id, []):
+                if entity.id not in seed_ids and entity.type.upper() not in VALUE_TYPES:
+                    found.setdefault(entity.id, entity)
+        return list(found.values())[:MAX_BRIDGES]
+
+    async def _walk(self, seeds: Sequence[Seed]) -> tuple[list[Entity], list[str]]:
+        """Seeds first, then the entities walked from them in walk order; and the ids of
+        the relations walked, most confident first within each walk."""
+        walks = await asyncio.gather(
+            *(self._graph.neighborhood(s.entity.id, LOCAL_DEPTH, LOCAL_FANOUT) for s in seeds)
+        )
+        entities = {s.entity.id: s.entity for s in seeds}
+        relations: dict[str, None] = {}
+        for walk in walks:
+            if walk is None:  # the seed was deleted a moment ago
+                continue
+            for entity in walk.entities:
+                entities.setdefault(entity.id, entity)
+            for relation in walk.relations:
+                relations.setdefault(relation.id)
+        return list(entities.values()), list(relations)
+
+    async def _documents(
+        self, entity_ids: Sequence[str], relation_ids: Sequence[str], seen: set[str]
+    ) -> tuple[str, ...]:
+        """The documents of the walked and bridge entities and of the walked relations'
+        evidence, not among the seeds' own (``seen``), at most ``LOCAL_DOCUMENTS``."""
+        of_entities, evidence = await asyncio.gather(
+            self._graph.documents_of_entities(entity_ids, PageRequest(0, WALK_DOCUMENTS)),
+            self._graph.evidence_of_relations(relation_ids),
+        )
+        ordered: dict[str, None] = {}
+        for entity_id in entity_ids:
+            for d in of_entities[entity_id].items:
+                ordered.setdefault(d.id)
+        for relation_id in relation_ids:
+            for ev in evidence.get(relation_id, []):
+                ordered.setdefault(ev.document_id)
+        return tuple(d for d in ordered if d not in seen)[:LOCAL_DOCUMENTS]
+
+
+def _first_then(first: Sequence[ChunkHit], rest: Sequence[ChunkHit], k: int) -> list[ChunkHit]:
+    """``first``, then ``rest``, each chunk once, at most ``k``; scores are made to fall
+    with the order (the fused scores of ``rest``, ``first`` above them)."""
+    top = rest[0].score if rest else 0.0
+    out: dict[str, ChunkHit] = {}
+    for n, hit in enumerate(first):
+        out.setdefault(
+            hit.chunk_id, ChunkHit(hit.chunk_id, hit.document_id, top + (len(first) - n) * 1e-3)
+        )
+    for hit in rest:
+        out.setdefault(hit.chunk_id, hit)
+    return list(out.values())[:k]
+
+
+_ALL = ChunkFilter()
