@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check unit format schema bench bench-services eval browser clean help
+.PHONY: run test check unit format schema bench bench-services bench-latency eval browser clean help
 
 help:
 	@echo "make run        start the server on embedded defaults (http://127.0.0.1:8000/graphql)"
@@ -21,7 +21,8 @@ help:
 	@echo "make schema     regenerate graphql_schema/schema.graphql"
 	@echo "make bench      ingestion benchmark (tests/benchmarks/RESULTS.md)"
 	@echo "make bench-services  Neo4j writes, Kafka latency, 1 and 2 workers (starts the servers)"
-	@echo "make eval       NER evaluation (tests/eval/RESULTS.md)"
+	@echo "make bench-latency  search and ask latency at 10k and 100k chunks (first run builds the stores: ~45 min)"
+	@echo "make eval       NER and question-answering evaluation (tests/eval/RESULTS.md)"
 
 include ops/graphiql/assets.mk
 include ops/services/services.mk
@@ -71,8 +72,13 @@ bench-services: $(STAMP) services-up
 	. .services/env && $(BIN)/python -m tests.benchmarks.kafka_latency --events 2000 --rate 200 --burst 2000 --in-flight 10
 	. .services/env && $(BIN)/python -m tests.benchmarks.scale_out --documents 300 --workers 1 2 --rounds 2
 
+# Stores and embeddings are cached in ~/.cache/kg-bench (the first build is long).
+bench-latency: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.query_latency --sizes 10000 100000 --queries 300
+
 eval: $(STAMP)
 	$(BIN)/python -m tests.eval.ner
+	$(BIN)/python -m tests.eval.qa --dataset both
 
 clean:
 	rm -rf $(VENV) .cache app/static/graphiql .mypy_cache .ruff_cache .pytest_cache

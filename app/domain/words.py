@@ -16,6 +16,19 @@ import unicodedata
 
 # At most this many distinct words of a keyword query are searched.
 MAX_QUERY_TERMS = 32
+# Words that carry nothing a passage could be found or judged by. A keyword query
+# leaves them out (unless it holds nothing else): "the" is in most chunks, and matching
+# it would make the store score and sort nearly all of them (measured: a median
+# question matched 74 % of 100k chunks, 130 ms, before they were left out).
+FUNCTION_WORDS = frozenset(
+    """
+    a an and are as at be been being but by can could did do does doing for from had has
+    have he her hers him his how i if in into is it its me my no nor not of on or our
+    she so than that the their them then there these they this those to too us was we were
+    what when where which while who whom whose why will with would you your also about
+    s t
+    """.split()  # noqa: SIM905 (a word list reads better as text)
+)
 _WORD = re.compile(r"[^\W_]+")  # runs of letters and digits
 
 
@@ -36,5 +49,8 @@ def index_text(text: str) -> str:
 
 
 def query_words(text: str) -> list[str]:
-    """The distinct folded words of a query, in order, at most ``MAX_QUERY_TERMS``."""
-    return list(dict.fromkeys(words(text)))[:MAX_QUERY_TERMS]
+    """The distinct folded words of a query, in order, at most ``MAX_QUERY_TERMS``,
+    without function words unless the query holds nothing else ("the who" stays)."""
+    distinct = list(dict.fromkeys(words(text)))
+    content = [w for w in distinct if w not in FUNCTION_WORDS]
+    return (content or distinct)[:MAX_QUERY_TERMS]

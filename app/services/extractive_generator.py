@@ -27,10 +27,9 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from app.domain.words import words
+from app.domain.words import FUNCTION_WORDS, words
 from app.ports.generator import Generated, GeneratedCitation, Passage
 from app.ports.models import ExtractedMention, Extractor
-from app.services.question_entities import FUNCTION_WORDS
 
 NOTHING_FOUND = "The ingested documents do not answer this question."
 # Weight of the retrieval rank: a sentence of passage n gains RANK_PRIOR / n.

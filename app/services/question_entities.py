@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from app.domain.models import Entity
-from app.domain.words import fold, words
+from app.domain.words import FUNCTION_WORDS, fold, words
 from app.ports.graph_store import GraphStore
 from app.ports.models import Extractor
 
@@ -33,16 +33,6 @@ VALUE_TYPES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "QUANTITY", "CARDIN
 # Types that qualify rather than name ("English", "American"): joined to everything of
 # a kind, so never seeds either.
 QUALIFIER_TYPES = frozenset({"NORP", "LANGUAGE"})
-# Words that carry nothing a passage could be found or judged by.
-FUNCTION_WORDS = frozenset(
-    """
-    a an and are as at be been being but by can could did do does doing for from had has
-    have he her hers him his how i if in into is it its me my no nor not of on or our
-    she so than that the their them then there these they this those to too us was we were
-    what when where which while who whom whose why will with would you your also about
-    s t
-    """.split()  # noqa: SIM905 (a word list reads better as text)
-)
 # Words that are no name on their own: never searched for entities, never a name's only
 # word ("one", "the first", "born").
 STOP_WORDS = FUNCTION_WORDS | frozenset(
@@ -84,7 +74,9 @@ class QuestionEntities:
                 fit += EXTRACTED_BONUS
             seeds.append(Seed(entity, fit))
         seeds = _without_parts(seeds)
-        seeds.sort(key=lambda s: (-s.fit, s.entity.mention_count, s.entity.id))
+        # Every seed fits; the rarer one is the more specific ("Summer Wars" before
+        # "Japan"), as a rare word weighs more in a search.
+        seeds.sort(key=lambda s: (s.entity.mention_count, -s.fit, s.entity.id))
         return seeds[:MAX_SEEDS]
 
     async def _extracted(self, question: str) -> frozenset[str]:

@@ -22,12 +22,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from app.domain.models import AskMode, ChunkFilter, ChunkHit, Entity, PageRequest
+from app.domain.models import (
+    AskMode,
+    ChunkFilter,
+    ChunkHit,
+    Document,
+    DocumentFilter,
+    Entity,
+    PageRequest,
+)
+from app.domain.words import words
 from app.ports.graph_store import GraphStore
 from app.services.question_entities import VALUE_TYPES, QuestionEntities, Seed
 from app.services.search import SearchMode, SearchService, fuse
@@ -42,6 +52,9 @@ SEED_DOCUMENTS = 50
 WALK_DOCUMENTS = 10
 # The best passage of each of the first seeds leads the LOCAL ranking.
 FIRST_SEEDS = 2
+# Documents whose title holds a seed's name, read to find the seed's own page.
+TITLE_MATCHES = 5
+_PARENTHESIS = re.compile(r"\s*\([^)]*\)\s*$")
 # HYBRID's fusion weights of the LOCAL, vector and keyword rankings: LOCAL already holds
 # the question's nearest chunks, and it is what reaches a second hop.
 HYBRID_WEIGHTS = (2.0, 1.0, 1.0)
@@ -114,21 +127,62 @@ class QuestionRetrieval:
         documents = seed_documents + await self._documents(
             others, relation_ids, set(seed_documents)
         )
-        graph, naive, *own = await asyncio.gather(
+        bridge_pages = await self._graph.documents_of_entities(
+            [e.id for e in bridges], PageRequest(0, WALK_DOCUMENTS)
+        )
+        # An entity's own page (a document titled by its name) is about it: the seed's
+        # answers and the bridge's second hop are most likely there.
+        titled = await asyncio.gather(
+            *(
+                self._graph.list_documents(
+                    DocumentFilter(title_contains=s.entity.name), PageRequest(0, TITLE_MATCHES)
+                )
+                for s in seeds
+            )
+        )
+        seed_pages = [
+            _own_pages(s.entity, [*of_seeds[s.entity.id].items, *found.items])
+            for s, found in zip(seeds, titled, strict=True)
+        ]
+        pages_of_bridges = tuple(
+            dict.fromkeys(
+                d
+                for e in bridges
+                for d in _own_pages(e, bridge_pages[e.id].items)
+                if d not in set(seed_documents)
+            )
+        )
+        graph, naive, bridged, *own = await asyncio.gather(
             self._search.nearest(vector, deep, ChunkFilter(document_ids=documents)),
             self._search.nearest(vector, deep, _ALL),
+            self._search.nearest(vector, deep, ChunkFilter(document_ids=pages_of_bridges))
+            if pages_of_bridges
+            else _none(),
             *(
                 self._search.nearest(
-                    vector, 1, ChunkFilter(document_ids=tuple(d.id for d in of_seeds[i].items))
+                    vector,
+                    1,
+                    ChunkFilter(
+                        document_ids=pages or tuple(d.id for d in of_seeds[s.entity.id].items)
+                    ),
                 )
-                for i in seed_ids
-                if of_seeds[i].items
+                for s, pages in zip(seeds, seed_pages, strict=True)
+                if pages or of_seeds[s.entity.id].items
             ),
         )
-        # Each seed's best passage first (a question about two things needs both), then
-        # the graph's candidates and the question's nearest chunks, fused.
-        firsts = [hits[0] for hits in own if hits][:FIRST_SEEDS]
-        fused = fuse([graph, naive], depth + len(firsts))
+        # Each first seed's best passage first (a question about two things needs
+        # both), then the graph's candidates, the question's nearest chunks and the
+        # bridge entities' own pages, fused.
+        # Seeds with a page of their own lead: a page titled by the name is the surest
+        # sign the question means that entity.
+        with_pages = [
+            bool(p)
+            for s, p in zip(seeds, seed_pages, strict=True)
+            if p or of_seeds[s.entity.id].items
+        ]
+        order = sorted(range(len(own)), key=lambda n: not with_pages[n])
+        firsts = [own[n][0] for n in order if own[n]][:FIRST_SEEDS]
+        fused = fuse([graph, naive, bridged], depth + len(firsts))
         ranked = _first_then(firsts, fused, depth)
         return Retrieved(ranked, list(entities.values()))
 
@@ -180,6 +234,17 @@ class QuestionRetrieval:
             for ev in evidence.get(relation_id, []):
                 ordered.setdefault(ev.document_id)
         return tuple(d for d in ordered if d not in seen)[:LOCAL_DOCUMENTS]
+
+
+async def _none() -> list[ChunkHit]:
+    return []
+
+
+def _own_pages(entity: Entity, documents: Sequence[Document]) -> tuple[str, ...]:
+    """The documents titled by the entity's name or an alias (a parenthesis after it,
+    "Roxie Hart (film)", is allowed)."""
+    names = {" ".join(words(n)) for n in (entity.name, *entity.aliases)} - {""}
+    return tuple(d.id for d in documents if " ".join(words(_PARENTHESIS.sub("", d.title))) in names)
 
 
 def _first_then(first: Sequence[ChunkHit], rest: Sequence[ChunkHit], k: int) -> list[ChunkHit]:

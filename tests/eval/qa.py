@@ -297,15 +297,22 @@ def dense_baseline(
     paragraphs: Sequence[dict[str, Any]],
     questions: Sequence[Question],
     depth: int,
+    saved: Path | None = None,
 ) -> tuple[ModeRun, float]:
     """Brute-force cosine of each question against whole paragraphs (text only, as the
-    server embeds chunk text), same embedder; also the seconds to embed the corpus."""
+    server embeds chunk text), same embedder; also the seconds to embed the corpus.
+    With ``saved`` (a kept store's folder), the paragraph vectors are kept there too."""
     start = time.perf_counter()
-    vectors: list[list[float]] = []
-    for at in range(0, len(paragraphs), 500):
-        vectors += embedder.embed([p["text"] for p in paragraphs[at : at + 500]])
-        print(f"  dense baseline: embedded {len(vectors):,}/{len(paragraphs):,}", flush=True)
-    matrix = np.asarray(vectors, dtype=np.float32)
+    if saved is not None and saved.exists():
+        matrix = np.load(saved)
+    else:
+        vectors: list[list[float]] = []
+        for at in range(0, len(paragraphs), 500):
+            vectors += embedder.embed([p["text"] for p in paragraphs[at : at + 500]])
+            print(f"  dense baseline: embedded {len(vectors):,}/{len(paragraphs):,}", flush=True)
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if saved is not None:
+            np.save(saved, matrix)
     corpus_seconds = time.perf_counter() - start
     ids = [p["id"] for p in paragraphs]
     run = ModeRun(BASELINE)
@@ -548,7 +555,12 @@ async def evaluate(
         )
         print(f"  stored {stats} in {ingest_seconds:.0f} s", flush=True)
         baseline, baseline_seconds = await asyncio.to_thread(
-            dense_baseline, models[1], data.paragraphs, data.questions, depth
+            dense_baseline,
+            models[1],
+            data.paragraphs,
+            data.questions,
+            depth,
+            None if store is None else root / "baseline.npy",
         )
         runs = [baseline]
         started = time.perf_counter()

@@ -31,7 +31,12 @@ def test_query_words_are_distinct_in_order_and_bounded() -> None:
 
 
 def test_fts_query_quotes_every_word_so_no_operator_survives() -> None:
-    assert fts_query('AND OR NOT NEAR "x" col:y*') == (
-        '"and" OR "or" OR "not" OR "near" OR "x" OR "col" OR "y"'
-    )
+    assert fts_query('AND OR NOT NEAR "x" col:y*') == '"near" OR "x" OR "col" OR "y"'
+    assert fts_query("AND OR NOT") == '"and" OR "or" OR "not"'  # nothing else: kept
     assert fts_query("¿?") is None
+
+
+def test_function_words_are_left_out_unless_nothing_else_is_asked() -> None:
+    assert query_words("Who is the director of The Godfather?") == ["director", "godfather"]
+    assert query_words("The Who") == ["the", "who"]  # a query of function words only
+    assert query_words("") == []
