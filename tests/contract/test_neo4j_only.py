@@ -751,9 +751,8 @@ def test_lucene_query_quotes_words_and_joins_them_with_or() -> None:
     assert lucene_query("AND OR NOT") == '"and" OR "or" OR "not"'
     assert lucene_query("text:Babbage && (London)~2") == '"text" OR "babbage" OR "london" OR "2"'
     assert lucene_query("Babb* engine ENGINE") == '"babb" OR "engine"'
-    assert lucene_query("Norway's Svěrák snake_case") == (
-        '"norway" OR "s" OR "sverak" OR "snake" OR "case"'
-    )
+    # The "s" of "Norway's" is a function word: left out, as by the SQLite store.
+    assert lucene_query("Norway's Svěrák snake_case") == '"norway" OR "sverak" OR "snake" OR "case"'
     assert lucene_query("!!! // {} \\") is None
     assert lucene_query("") is None
     many = " ".join(f"w{i}" for i in range(100))
