@@ -10,13 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.async_api import ConsoleMessage, Request, Response, async_playwright, expect
 
 from app.graphiql_page import STATIC_PREFIX, load_manifest
-from tests.e2e.test_ingestion_journey import INGEST, wait_job
-from tests.support.graphql_client import data_of, gql
 from tests.support.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,16 +29,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/graphiql.png")
-ASK_SCREENSHOT = Path("/tmp/graphiql-ask.png")
-HOLLOWMERE = (
-    "Hollowmere is a glassworks in the Vosges. It was founded by Odile Varenne in 1887 "
-    "and still makes lenses for lighthouses."
-)
-ASK_STREAM_DOCUMENT = """subscription {
-  askStream(question: "Who founded the Hollowmere glassworks?", k: 3) {
-    delta done answer { answer citations { quote document { title } } }
-  }
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -114,49 +101,3 @@ async def test_graphiql_runs_a_query_with_only_local_requests(
     # Each built asset was fetched from our static route and accepted.
     assets = {f"{server_url}{STATIC_PREFIX}/{key}" for key in load_manifest().integrity}
     assert {url: responses.get(url) for url in assets} == dict.fromkeys(assets, 200)
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Path) -> None:
-    """A person pastes an askStream subscription into GraphiQL and watches the answer
-    arrive over the WebSocket, ending with its citation."""
-    async with httpx.AsyncClient(timeout=60) as http:
-        job = data_of(
-            await gql(
-                http,
-                server.graphql,
-                INGEST,
-                {"input": {"title": "Hollowmere", "text": HOLLOWMERE}},
-            )
-        )["ingestDocument"]
-        assert (await wait_job(http, server, job["id"]))["status"] == "COMPLETED"
-
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 800},
-        )
-        try:
-            page = context.pages[0] if context.pages else await context.new_page()
-            await page.goto(f"{server.base}/graphql")
-            editor = page.locator(".graphiql-query-editor .CodeMirror")
-            await expect(editor).to_be_visible(timeout=20_000)
-            # Set the whole document at once (typing would fight the editor's brackets).
-            await page.evaluate(
-                "(text) => document.querySelector('.graphiql-query-editor .CodeMirror')"
-                ".CodeMirror.setValue(text)",
-                ASK_STREAM_DOCUMENT,
-            )
-            await editor.click()
-            await page.keyboard.press("Control+Enter")
-            result = page.locator(".graphiql-response .result-window")
-            await expect(result).to_contain_text('"done": true', timeout=30_000)
-            await expect(result).to_contain_text('"answer": "Odile Varenne"')
-            await expect(result).to_contain_text("founded by Odile Varenne in 1887")
-            await page.screenshot(path=str(ASK_SCREENSHOT))
-        finally:
-            await context.close()
