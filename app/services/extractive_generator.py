@@ -121,7 +121,7 @@ class ExtractiveGenerator:
                 (scores[i] * TYPE_WEIGHTS[wanted.index(m.label)], -i, _whole(s, m), s)
                 for i, s in enumerate(found)
                 for m in s.mentions
-                if m.label in wanted and not set(words(m.text)) <= asked_set and own[i] + scores[i]
+                if m.label in wanted and not set(words(m.text)) <= asked_set
             ]
             if spans:
                 _, _, text, sentence = max(spans, key=lambda c: (c[0], c[1]))
