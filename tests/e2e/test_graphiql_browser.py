@@ -2,18 +2,32 @@
 
 A person opens /graphql, types a query, runs it and reads the answer; the page must load
 every asset from our server (nothing from a CDN) and the browser must accept each file's
-SRI hash (a mismatch shows up as a console error and a blank page).
+SRI hash (a mismatch shows up as a console error and a blank page). A subscription run
+from the page streams its answer over GraphiQL's WebSocket.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
-from playwright.async_api import ConsoleMessage, Request, Response, async_playwright, expect
+from playwright.async_api import (
+    ConsoleMessage,
+    Request,
+    Response,
+    WebSocket,
+    async_playwright,
+    expect,
+)
 
 from app.graphiql_page import STATIC_PREFIX, load_manifest
+from tests.e2e.test_ingestion_journey import INGEST, wait_job
+from tests.support.graphql_client import data_of, gql
 from tests.support.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +43,22 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/graphiql.png")
+ASK_SCREENSHOT = Path("/tmp/graphiql-ask.png")
+HOLLOWMERE = (
+    "Hollowmere is a glassworks in the Vosges. It was founded by Odile Varenne in 1887 "
+    "and still makes lenses for lighthouses."
+)
+ASK_STREAM_DOCUMENT = """subscription {
+  askStream(question: "Who founded the Hollowmere glassworks?", k: 3) {
+    delta done answer { answer citations { quote document { title } } }
+  }
+}"""
+# GraphiQL parses an edit 100 ms after the last change and picks the transport from that
+# parse, not from the text it sends: run sooner and it still judges the previous text (the
+# welcome comment, no subscription) and POSTs the subscription over HTTP, which the server
+# cannot stream. The same handler writes the text to the page's URL (``?q=``), so the URL
+# says GraphiQL has taken the edit.
+EDIT_TAKEN = "(text) => new URLSearchParams(window.location.search).get('q') === text"
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +131,80 @@ async def test_graphiql_runs_a_query_with_only_local_requests(
     # Each built asset was fetched from our static route and accepted.
     assets = {f"{server_url}{STATIC_PREFIX}/{key}" for key in load_manifest().integrity}
     assert {url: responses.get(url) for url in assets} == dict.fromkeys(assets, 200)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Path) -> None:
+    """A person pastes an askStream subscription into GraphiQL and watches the answer
+    arrive over the WebSocket (graphql-transport-ws), ending with its citation."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        job = data_of(
+            await gql(
+                http,
+                server.graphql,
+                INGEST,
+                {"input": {"title": "Hollowmere", "text": HOLLOWMERE}},
+            )
+        )["ingestDocument"]
+        assert (await wait_job(http, server, job["id"]))["status"] == "COMPLETED"
+
+    sent: list[dict[str, Any]] = []  # messages the page sent over its WebSocket
+    received: list[dict[str, Any]] = []  # and the server's replies
+    posted: list[str] = []  # bodies of the page's HTTP POSTs
+    completed = asyncio.Event()
+
+    def on_reply(frame: str | bytes) -> None:
+        received.append(json.loads(frame))
+        if received[-1]["type"] == "complete":
+            completed.set()
+
+    def on_websocket(socket: WebSocket) -> None:
+        socket.on("framesent", lambda frame: sent.append(json.loads(frame)))
+        socket.on("framereceived", on_reply)
+
+    def on_request(request: Request) -> None:
+        if request.method == "POST":
+            posted.append(request.post_data or "")
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            page = context.pages[0] if context.pages else await context.new_page()
+            page.on("websocket", on_websocket)
+            page.on("request", on_request)
+            await page.goto(f"{server.base}/graphql")
+            editor = page.locator(".graphiql-query-editor .CodeMirror")
+            await expect(editor).to_be_visible(timeout=20_000)
+            # Set the whole document at once (typing would fight the editor's brackets).
+            await page.evaluate(
+                "(text) => document.querySelector('.graphiql-query-editor .CodeMirror')"
+                ".CodeMirror.setValue(text)",
+                ASK_STREAM_DOCUMENT,
+            )
+            await page.wait_for_function(EDIT_TAKEN, arg=ASK_STREAM_DOCUMENT, timeout=10_000)
+            await editor.click()
+            await page.keyboard.press("Control+Enter")
+            result = page.locator(".graphiql-response .result-window")
+            await expect(result).to_contain_text('"done": true', timeout=30_000)
+            await expect(result).to_contain_text('"answer": "Odile Varenne"')
+            await expect(result).to_contain_text("founded by Odile Varenne in 1887")
+            await page.screenshot(path=str(ASK_SCREENSHOT))
+            await asyncio.wait_for(completed.wait(), 10)  # the server ends the subscription
+        finally:
+            await context.close()
+
+    assert [p for p in posted if "askStream" in p] == []
+    subscribe = [m for m in sent if m["type"] == "subscribe"]
+    assert [m["payload"]["query"] for m in subscribe] == [ASK_STREAM_DOCUMENT]
+    chunks = [m["payload"]["data"]["askStream"] for m in received if m["type"] == "next"]
+    *deltas, last = chunks
+    assert deltas and not any(d["done"] for d in deltas)
+    assert last["done"] is True
+    assert "".join(d["delta"] for d in deltas) == last["answer"]["answer"] == "Odile Varenne"
