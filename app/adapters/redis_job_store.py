@@ -32,28 +32,25 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
 
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
+from app.adapters.redis_support import check_url, redis_error
 from app.adapters.request_codec import request_fields, request_from_fields
 from app.domain.errors import (
     BackendError,
     BadInputError,
     ConfigurationError,
     ConflictError,
-    KGError,
     NotFoundError,
     UnavailableError,
 )
 from app.domain.models import IngestionJob, IngestionRequest, JobStatus, Stage
 
-DEFAULT_PORT = 6379
 DEFAULT_FINISHED_TTL = 7 * 24 * 3600.0  # seconds
 _READ_BATCH = 256  # requests fetched per round trip by unfinished()
 
@@ -125,7 +122,7 @@ class RedisJobStore:
             raise ConfigurationError(f"finished_ttl must be at least 1 ms, got {finished_ttl}")
         if timeout <= 0:
             raise ConfigurationError(f"timeout must be positive, got {timeout}")
-        self.where, self._secret = _check_url(url)
+        self.where, self._secret = check_url(url)
         self.namespace = namespace
         self.finished_ttl = finished_ttl
         self._url = url
@@ -273,48 +270,6 @@ class RedisJobStore:
             yield
         except (redis.exceptions.RedisError, TimeoutError) as exc:
             raise redis_error(exc, action, self.where, self._secret) from exc
-
-
-def redis_error(exc: Exception, action: str, where: str, secret: str | None) -> KGError:
-    """Our error for a redis-py error; ``secret`` (the password) is scrubbed from it."""
-    detail = str(exc) or type(exc).__name__
-    if secret:
-        detail = detail.replace(secret, "***")
-    auth_errors = (
-        redis.exceptions.AuthenticationError,
-        redis.exceptions.AuthorizationError,
-        redis.exceptions.AuthenticationWrongNumberOfArgsError,
-        redis.exceptions.NoPermissionError,
-    )
-    if isinstance(exc, auth_errors):
-        return ConfigurationError(
-            f"Redis at {where} refused the credentials or the command while {action}: {detail}"
-        )
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return UnavailableError(f"Redis at {where} is unreachable while {action}: {detail}")
-    if isinstance(exc, TimeoutError):
-        return UnavailableError(f"Redis at {where} timed out while {action}")
-    return BackendError(f"Redis at {where} failed while {action}: {detail}")
-
-
-def _check_url(url: str) -> tuple[str, str | None]:
-    """``host:port/db`` to name the server in messages, and the password to scrub.
-    Stricter than redis-py, which reads a non-numeric db as db 0."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ConfigurationError(
-            f"Redis URL scheme {parts.scheme or '(none)'!r} is not supported; "
-            "use redis:// or rediss://"
-        )
-    secret = unquote(parts.password) if parts.password else None
-    try:
-        port = parts.port or DEFAULT_PORT
-        db = int(parts.path.strip("/") or "0")
-        parse_url(url)  # query options redis-py would refuse at connect time
-    except ValueError as exc:
-        detail = str(exc).replace(secret, "***") if secret else str(exc)
-        raise ConfigurationError(f"invalid Redis URL (port, db or options): {detail}") from exc
-    return f"{parts.hostname or 'localhost'}:{port}/{db}", secret
 
 
 def _fields(job: IngestionJob) -> list[str]:

@@ -1,0 +1,1 @@
+"""Who may call: bearer JWTs, API keys, roles and rate limits."""
