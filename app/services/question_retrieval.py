@@ -1,22 +1,26 @@
 """The passages a question is answered from, by ask mode.
 
 - NAIVE: the chunks nearest the question's embedding.
-- LOCAL: the entities the question names (``QuestionEntities``) are the seeds.
-  1. Each seed's own documents (those mentioning it, at most ``SEED_DOCUMENTS``) are
-     ranked against the question by the vector store (the documents are its filter):
-     one ranking per seed, so a question about two things ("which is older, X or Y")
-     gets the best passage of each.
+- LOCAL: graph candidates, chosen as a chain of evidence.
+  1. The entities the question names (``QuestionEntities``) are the seeds. Each seed's
+     own documents (those mentioning it, at most ``SEED_DOCUMENTS``) are ranked against
+     the question by the vector store (the documents are its filter).
   2. The walk: the seeds' neighbourhood (``LOCAL_DEPTH`` hops over relations, at most
      ``LOCAL_FANOUT`` entities per seed), and the bridge entities, those the best
-     chunks of each seed's ranking mention (seed, chunk, entity: the graph's mentions).
-     Their documents (``WALK_DOCUMENTS`` each) and those holding the evidence of the
-     relations walked, at most ``LOCAL_DOCUMENTS``, are ranked against the question
-     likewise. This reaches the second paragraph of a two-hop question: the first names
-     the bridge entity, the second is about it.
-  3. The rankings are fused (reciprocal rank fusion, as ``search(mode: HYBRID)``).
-  A question that names no known entity has nothing to walk from: LOCAL then ranks as
-  NAIVE does (and says so in the log), rather than answering from nothing.
-- HYBRID: the LOCAL ranking fused with the vector and keyword rankings.
+     chunks of each seed's ranking mention. Their documents (``WALK_DOCUMENTS`` each),
+     those holding the evidence of the relations walked (at most ``LOCAL_DOCUMENTS``)
+     and the bridges' own pages are ranked against the question likewise.
+  3. These rankings and the question's nearest chunks are fused (reciprocal rank
+     fusion), each seed's best passage first; the best ``CANDIDATE_DEPTH`` are the
+     candidates. A question naming no known entity has nothing to walk from: its
+     candidates are its nearest chunks (the log says so).
+  4. The context is chosen from the candidates as a chain (``evidence_chains``):
+     passage by passage, for similarity to the question, a link to a passage chosen
+     before (one mentions the entity the other's document is titled by: the graph's
+     mentions) and the question words not yet covered. This is what brings in the
+     second paragraph of a two-hop question, which is rarely near the question itself.
+- HYBRID: the LOCAL candidates fused with the vector and keyword rankings, then chosen
+  as a chain the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from app.domain.models import (
 )
 from app.domain.words import words
 from app.ports.graph_store import GraphStore
+from app.services import evidence_chains
 from app.services.question_entities import VALUE_TYPES, QuestionEntities, Seed
 from app.services.search import SearchMode, SearchService, fuse
 
@@ -62,8 +67,11 @@ HYBRID_WEIGHTS = (2.0, 1.0, 1.0)
 # many in all.
 BRIDGE_FROM = 2
 MAX_BRIDGES = 12
-# How deep each ranking is read before the best are kept.
+# How deep each ranking is read: the candidates the chain is chosen from.
 CANDIDATE_DEPTH = 50
+# Chunks of the candidates' documents read for their similarity to the question, per
+# candidate (a candidate's document may hold other chunks nearer the question).
+SIMILARITY_DEPTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +92,60 @@ class QuestionRetrieval:
         """The best ``depth`` chunks for the question in ``mode``."""
         if mode is AskMode.NAIVE:
             return Retrieved(await self._search.run(question, depth, SearchMode.VECTOR, _ALL), [])
+        pool = max(depth, CANDIDATE_DEPTH)
+        vector = await self._search.embed_query(question)
         if mode is AskMode.LOCAL:
-            local = await self._local(question, depth)
-            if local.hits:
-                return local
-            log.info("ask.local_without_seeds", fallback="NAIVE")
-            by_vector = await self._search.run(question, depth, SearchMode.VECTOR, _ALL)
-            return Retrieved(by_vector, local.entities)
+            local, by_vector = await asyncio.gather(
+                self._local(question, pool), self._search.nearest(vector, pool, _ALL)
+            )
+            if not local.hits:
+                log.info("ask.local_without_seeds", candidates="nearest")
+            candidates = local.hits or by_vector
+            return Retrieved(await self._chain(question, vector, candidates, depth), local.entities)
         local, by_vector, by_words = await asyncio.gather(
-            self._local(question, max(depth, CANDIDATE_DEPTH)),
-            self._search.run(question, max(depth, CANDIDATE_DEPTH), SearchMode.VECTOR, _ALL),
-            self._search.run(question, max(depth, CANDIDATE_DEPTH), SearchMode.KEYWORD, _ALL),
+            self._local(question, pool),
+            self._search.nearest(vector, pool, _ALL),
+            self._search.run(question, pool, SearchMode.KEYWORD, _ALL),
         )
-        if not local.hits:
-            return Retrieved(fuse([by_vector, by_words], depth), local.entities)
-        return Retrieved(
-            fuse([local.hits, by_vector, by_words], depth, HYBRID_WEIGHTS), local.entities
+        rankings = [local.hits, by_vector, by_words] if local.hits else [by_vector, by_words]
+        weights = HYBRID_WEIGHTS if local.hits else None
+        candidates = fuse(rankings, pool, weights)
+        return Retrieved(await self._chain(question, vector, candidates, depth), local.entities)
+
+    async def _chain(
+        self, question: str, vector: list[float], hits: Sequence[ChunkHit], depth: int
+    ) -> list[ChunkHit]:
+        """The candidates chosen as a chain of evidence (``evidence_chains``): each one's
+        similarity to the question, text, document title and the entities it mentions
+        are read in one batch each."""
+        pool = list({h.chunk_id: h for h in hits}.values())
+        if not pool:
+            return []
+        chunk_ids = [h.chunk_id for h in pool]
+        document_ids = tuple(dict.fromkeys(h.document_id for h in pool))
+        near, chunks, documents, mentioned = await asyncio.gather(
+            self._search.nearest(
+                vector, SIMILARITY_DEPTH * len(pool), ChunkFilter(document_ids=document_ids)
+            ),
+            self._graph.get_chunks(chunk_ids),
+            self._graph.get_documents(document_ids),
+            self._graph.entities_of_chunks(chunk_ids),
         )
+        similarity = {h.chunk_id: h.score for h in near}
+        floor = min(similarity.values(), default=0.0)
+        titles = {d.id: d.title for d in documents if d is not None}
+        candidates = [
+            evidence_chains.candidate(
+                hit,
+                similarity.get(hit.chunk_id, floor),
+                chunk.text,
+                titles.get(hit.document_id, ""),
+                [n for e in mentioned.get(hit.chunk_id, []) for n in (e.name, *e.aliases)],
+            )
+            for hit, chunk in zip(pool, chunks, strict=True)
+            if chunk is not None  # deleted a moment ago
+        ]
+        return evidence_chains.choose(question, candidates, depth)
 
     async def _local(self, question: str, depth: int) -> Retrieved:
         seeds = await self._names.recognise(question)

@@ -19,6 +19,7 @@ from app.container import Container, build_container, make_embedder, make_extrac
 from app.domain.models import ChunkFilter, DocumentInput
 from app.observability.metrics import REGISTRY
 from app.services.extractive_generator import NOTHING_FOUND
+from app.services.question_retrieval import CANDIDATE_DEPTH
 from app.services.search import SearchMode
 from graphql_schema.context import Context, Services
 from graphql_schema.schema import schema
@@ -123,11 +124,17 @@ async def test_local_mode_walks_from_the_entity_the_question_names(container: Co
     assert answer["entities"] and all(e["name"] in said for e in answer["entities"])
 
 
-async def test_local_mode_without_a_known_entity_ranks_as_naive(container: Container) -> None:
+async def test_local_mode_without_a_known_entity_chooses_among_the_nearest(
+    container: Container,
+) -> None:
+    # No entity to walk from: the chain is chosen among the question's nearest chunks.
     question = "What is the boiling point of tungsten?"
     local = await ask(container, question, mode="LOCAL")
-    naive = await ask(container, question, mode="NAIVE")
-    assert local["context"] == naive["context"] and len(local["context"]) == 5
+    vector = await container.search.embed_query(question)
+    nearest = await container.search.nearest(vector, CANDIDATE_DEPTH, ChunkFilter())
+    chosen = [p["chunk"]["id"] for p in local["context"]]
+    assert len(chosen) == 5 and set(chosen) <= {h.chunk_id for h in nearest}
+    assert_checkable(local, 5)
 
 
 @pytest.mark.parametrize("mode", MODES)
