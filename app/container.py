@@ -21,13 +21,17 @@ from app.observability.instrument import instrument
 from app.pipeline.ingest import IngestionPipeline
 from app.pipeline.progress import JobTracker
 from app.pipeline.worker import IngestionWorker
+from app.ports.api_key_store import ApiKeyStore
 from app.ports.cache import Cache
 from app.ports.event_bus import EventBus
 from app.ports.generator import Generator
 from app.ports.graph_store import GraphStore
 from app.ports.job_store import JobStore
 from app.ports.models import Embedder, Extractor
+from app.ports.rate_limiter import Bucket, RateLimiter
 from app.ports.vector_store import VectorStore
+from app.security.api_keys import ApiKeys
+from app.security.rate_limits import RateLimits, RateLimitSettings
 from app.services.answers import ANSWER_TTL_SECONDS, AnswerService
 from app.services.catalog import CatalogService
 from app.services.extractive_generator import ExtractiveGenerator
@@ -122,6 +126,42 @@ def make_job_store(settings: Settings) -> JobStore:
     return SqliteJobStore(settings.data_path(url, "jobs.sqlite3"))
 
 
+def make_api_key_store(settings: Settings) -> ApiKeyStore:
+    """API keys beside the jobs by default: Redis when jobs are on Redis, else SQLite."""
+    url = settings.api_keys_url
+    if _scheme(url) in ("redis", "rediss"):
+        from app.adapters.redis_api_key_store import RedisApiKeyStore
+
+        return RedisApiKeyStore(url)
+    from app.adapters.sqlite_api_key_store import SqliteApiKeyStore
+
+    return SqliteApiKeyStore(settings.data_path(url, "api_keys.sqlite3"))
+
+
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """Buckets beside the cache: in Redis when the cache is (every process shares them),
+    in process otherwise."""
+    if _scheme(settings.cache_url) in ("redis", "rediss"):
+        from app.adapters.redis_rate_limiter import RedisRateLimiter
+
+        return RedisRateLimiter(settings.cache_url)
+    from app.adapters.memory_rate_limiter import MemoryRateLimiter
+
+    return MemoryRateLimiter()
+
+
+def rate_limit_policy(settings: Settings) -> RateLimitSettings:
+    r = settings.rate_limits
+    return RateLimitSettings(
+        enabled=r.enabled,
+        general=Bucket(r.general_rate, r.general_burst),
+        ask=Bucket(r.ask_rate, r.ask_burst),
+        ingest=Bucket(r.ingest_rate, r.ingest_burst),
+        ipv6_prefix=r.ipv6_prefix,
+        fail_open=r.fail_open,
+    )
+
+
 def make_bus(settings: Settings) -> EventBus:
     scheme = _scheme(settings.bus_url)
     if scheme == "memory":
@@ -179,6 +219,10 @@ class Container:
     extractor: Extractor
     embedder: Embedder
     generator: Generator
+    api_key_store: ApiKeyStore
+    rate_limiter: RateLimiter
+    api_keys: ApiKeys = field(init=False)
+    rate_limits: RateLimits = field(init=False)
     catalog: CatalogService = field(init=False)
     search: SearchService = field(init=False)
     answers: AnswerService = field(init=False)
@@ -189,6 +233,8 @@ class Container:
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.api_keys = ApiKeys(self.api_key_store)
+        self.rate_limits = RateLimits(self.rate_limiter, rate_limit_policy(s))
         tracker = JobTracker(self.jobs, self.bus)
         self.catalog = CatalogService(self.graph, s.limits)
         self.search = SearchService(
@@ -224,7 +270,13 @@ class Container:
         in-process workers. Readiness (``ready``) follows the models."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for component in (self.graph, self.jobs, self.bus):
+            for component in (
+                self.graph,
+                self.jobs,
+                self.api_key_store,
+                self.rate_limiter,
+                self.bus,
+            ):
                 await component.start()
                 self._started.append(component)
             await self.vectors.start(self.embedder.dimension)
@@ -284,4 +336,6 @@ def build_container(settings: Settings, **overrides: Any) -> Container:
         extractor=extractor,
         embedder=embedder,
         generator=pick("generator", lambda s: make_generator(s, extractor)),
+        api_key_store=instrument("api_keys", pick("api_key_store", make_api_key_store)),
+        rate_limiter=pick("rate_limiter", make_rate_limiter),
     )

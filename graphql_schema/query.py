@@ -12,9 +12,11 @@ from app.services import search as search_service
 from graphql_schema.context import Info
 from graphql_schema.enums import AskMode, SearchMode
 from graphql_schema.inputs import DocumentFilter, EntityFilter, RelationFilter, SearchFilter
+from graphql_schema.permissions import IsAdmin, IsReader
 from graphql_schema.relay import Connection, connection
 from graphql_schema.types import (
     Answer,
+    ApiKey,
     Chunk,
     Document,
     Entity,
@@ -31,7 +33,7 @@ from graphql_schema.types import (
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Any object by its id.")
+    @strawberry.field(permission_classes=[IsReader], description="Any object by its id.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         loaders = info.context.loaders
         match kind_of(id):
@@ -50,11 +52,11 @@ class Query:
             case _:
                 return None
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsReader])
     async def document(self, info: Info, id: strawberry.ID) -> Document | None:
         return await document_of(info, id)
 
-    @strawberry.field(description="Documents, newest first.")
+    @strawberry.field(permission_classes=[IsReader], description="Documents, newest first.")
     async def documents(
         self,
         info: Info,
@@ -67,11 +69,11 @@ class Query:
         result = await info.context.services.catalog.list_documents(f, page)
         return connection(result, page.offset, Document.of)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsReader])
     async def entity(self, info: Info, id: strawberry.ID) -> Entity | None:
         return await entity_of(info, id)
 
-    @strawberry.field(description="Entities, most mentioned first.")
+    @strawberry.field(permission_classes=[IsReader], description="Entities, most mentioned first.")
     async def entities(
         self,
         info: Info,
@@ -84,7 +86,7 @@ class Query:
         result = await info.context.services.catalog.list_entities(f, page)
         return connection(result, page.offset, Entity.of)
 
-    @strawberry.field(description="Relations, most confident first.")
+    @strawberry.field(permission_classes=[IsReader], description="Relations, most confident first.")
     async def relations(
         self,
         info: Info,
@@ -97,7 +99,9 @@ class Query:
         result = await info.context.services.catalog.list_relations(f, page)
         return connection(result, page.offset, Relation.of)
 
-    @strawberry.field(description="Chunks that match the query, best first.")
+    @strawberry.field(
+        permission_classes=[IsReader], description="Chunks that match the query, best first."
+    )
     async def search(
         self,
         info: Info,
@@ -116,8 +120,9 @@ class Query:
         return await search_hits(info, hits)
 
     @strawberry.field(
+        permission_classes=[IsReader],
         description="An answer to the question from the ingested documents, with citations "
-        "(k: passages handed to the generator)."
+        "(k: passages handed to the generator).",
     )
     async def ask(
         self,
@@ -132,8 +137,9 @@ class Query:
         return Answer.of(found)
 
     @strawberry.field(
+        permission_classes=[IsReader],
         description="An entity and those within depth hops of it (relations in either "
-        "direction), nearest first, at most limit in all."
+        "direction), nearest first, at most limit in all.",
     )
     async def neighborhood(
         self, info: Info, entity_id: strawberry.ID, depth: int | None = 1, limit: int | None = 50
@@ -145,8 +151,9 @@ class Query:
         return Subgraph.of(found)
 
     @strawberry.field(
+        permission_classes=[IsReader],
         description="A shortest path between two entities (relations in either direction), "
-        "at most maxHops long; null if there is none."
+        "at most maxHops long; null if there is none.",
     )
     async def path(
         self, info: Info, from_id: strawberry.ID, to_id: strawberry.ID, max_hops: int | None = 4
@@ -159,16 +166,24 @@ class Query:
         _prime_entities(info, found.entities)
         return GraphPath.of(found)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsReader])
     async def ingestion_job(self, info: Info, id: strawberry.ID) -> IngestionJob | None:
         return await job_of(info, id)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsReader])
     async def stats(self, info: Info) -> GraphStats:
         s = await info.context.services.catalog.stats()
         return GraphStats(
             documents=s.documents, chunks=s.chunks, entities=s.entities, relations=s.relations
         )
+
+    @strawberry.field(
+        permission_classes=[IsAdmin],
+        description="API keys for scripts, oldest first, never their secrets (admins only).",
+    )
+    async def api_keys(self, info: Info, include_revoked: bool = False) -> list[ApiKey]:
+        keys = await info.context.services.api_keys.list(include_revoked)
+        return [ApiKey.of(k) for k in keys]
 
 
 async def document_of(info: Info, doc_id: str) -> Document | None:

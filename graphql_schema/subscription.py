@@ -1,4 +1,4 @@
-"""Subscription root: live ingestion progress."""
+"""Subscription root: live ingestion progress and streamed answers (readers)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import strawberry
 from app.domain import models
 from graphql_schema.context import Info
 from graphql_schema.enums import AskMode
+from graphql_schema.permissions import IsReader
 from graphql_schema.types import Answer, AnswerChunk, IngestionEvent
 
 
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="The job's current state, then each step; ends after COMPLETED or FAILED."
+        permission_classes=[IsReader],
+        description="The job's current state, then each step; ends after COMPLETED or FAILED.",
     )
     async def ingestion_progress(
         self, info: Info, job_id: strawberry.ID
@@ -23,14 +25,17 @@ class Subscription:
         async for event in info.context.services.ingestion.progress(job_id):
             yield IngestionEvent.of(event)
 
-    @strawberry.subscription(description="Every step of every job, from now on.")
+    @strawberry.subscription(
+        permission_classes=[IsReader], description="Every step of every job, from now on."
+    )
     async def ingestion_events(self, info: Info) -> AsyncGenerator[IngestionEvent, None]:
         async for event in info.context.services.ingestion.all_events():
             yield IngestionEvent.of(event)
 
     @strawberry.subscription(
+        permission_classes=[IsReader],
         description="ask, streamed: the answer's text as it is generated, then a last "
-        "chunk with done and the whole Answer."
+        "chunk with done and the whole Answer.",
     )
     async def ask_stream(
         self,

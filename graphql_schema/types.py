@@ -10,7 +10,7 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from app.domain import models
+from app.domain import auth, models
 from app.domain.errors import NotFoundError
 from graphql_schema.context import Info
 from graphql_schema.enums import AskMode, Direction, JobStatus
@@ -395,3 +395,42 @@ async def load_entity(info: Info, entity_id: str) -> Entity:
 
 def _gone(kind: str, any_id: str) -> Exception:
     return NotFoundError(f"the {kind} {any_id!r} was removed while this query ran")
+
+
+# --- API keys (admins only: see graphql_schema/permissions.py) ---------------------------
+
+strawberry.enum(
+    auth.Role, name="Role", description="Cumulative: a writer may read, an admin write."
+)
+Role = auth.Role
+
+
+@strawberry.type(description="An API key for scripts, as admins see it: never its secret.")
+class ApiKey:
+    id: strawberry.ID
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    active: bool
+
+    @classmethod
+    def of(cls, k: auth.ApiKey) -> ApiKey:
+        return cls(
+            id=strawberry.ID(k.id),
+            name=k.name,
+            role=k.role,
+            created_at=k.created_at,
+            created_by=k.created_by,
+            revoked_at=k.revoked_at,
+            active=k.active,
+        )
+
+
+@strawberry.type(description="A new API key and its secret, shown this once: store it now.")
+class CreatedApiKey:
+    key: ApiKey
+    secret: str = strawberry.field(
+        description="Send it as 'Authorization: Bearer <secret>' or 'X-API-Key: <secret>'."
+    )

@@ -1,4 +1,4 @@
-"""The ``kg`` command: serve, worker, ingest, export-schema."""
+"""The ``kg`` command: serve, worker, ingest, export-schema, and API keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import graphql_schema
+from app.cli import api_keys
 from app.domain.errors import KGError
 
 DEFAULT_SCHEMA_PATH = Path(graphql_schema.__file__).resolve().parent / "schema.graphql"
@@ -78,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (with in-process workers)")
-    serve.add_argument("--host", help="address to bind (KG_HOST, default 127.0.0.1)")
+    serve.add_argument(
+        "--host",
+        help="address to bind (KG_HOST, default 127.0.0.1); any other than loopback "
+        "needs authentication configured (KG_AUTH_*)",
+    )
     serve.add_argument("--port", type=int, help="port to bind (KG_PORT, default 8000)")
     serve.set_defaults(func=cmd_serve)
 
@@ -103,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--no-wait", action="store_true", help="return once queued")
     ingest.add_argument("--timeout", type=float, default=3600, help="seconds to wait")
     ingest.set_defaults(func=cmd_ingest)
+
+    api_keys.add_parsers(sub)
 
     export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", default=str(DEFAULT_SCHEMA_PATH), help="file, or - for stdout")

@@ -1,5 +1,8 @@
 """``kg ingest``: send documents to a running server and follow them to the end.
 
+A server that enforces authentication needs a writer's credential: an API key (or a
+token) in ``KG_API_KEY``, sent as ``Authorization: Bearer``; it is never printed.
+
 Jobs are followed by polling ``ingestionJob`` in batches (aliases, one request for up to
 100 jobs), which works through any proxy; a progress bar counts finished documents, and
 a closing summary says what the graph gained.
@@ -8,6 +11,7 @@ a closing summary says what the graph gained.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,9 +32,10 @@ POLL_BATCH = 100
 
 
 class GraphQLClient:
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, credential: str | None = None) -> None:
         self.url = url
-        self._http = httpx.Client(timeout=timeout)
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self._http = httpx.Client(timeout=timeout, headers=headers)
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
@@ -69,7 +74,7 @@ def run_ingest(args: argparse.Namespace) -> int:
     docs = read_documents(args.paths, args.format, args.source)
     if not docs:
         raise BadInputError("nothing to ingest: the inputs hold no documents")
-    client = GraphQLClient(args.server)
+    client = GraphQLClient(args.server, credential=os.environ.get("KG_API_KEY") or None)
     try:
         before = client.call(STATS)["stats"]
         jobs = _submit(client, docs, args.batch)

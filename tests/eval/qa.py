@@ -56,6 +56,7 @@ from app.container import Container, build_container, make_embedder, make_extrac
 from app.domain.models import DocumentInput
 from app.observability.logging import configure_logging
 from app.ports.models import Embedder, Extractor
+from app.security.authenticate import LOCAL_PRINCIPAL
 from graphql_schema.context import Context, Services
 from graphql_schema.schema import schema
 from tests.benchmarks.common import SHARED, read_jsonl
@@ -268,7 +269,7 @@ async def run_mode(
     for i, q in enumerate(questions):
         text_var = "question" if kind == "ask" else "query"
         variables = {text_var: q.question, "k": depth, "mode": mode}
-        context = Context(services=services, request_id=f"qa-{name}-{i}")
+        context = Context(services=services, request_id=f"qa-{name}-{i}", principal=LOCAL_PRINCIPAL)
         start = time.perf_counter()
         result = await schema.execute(document, variable_values=variables, context_value=context)
         elapsed = (time.perf_counter() - start) * 1000

@@ -18,6 +18,7 @@ from app.config import load_settings
 from app.container import Container, build_container, make_embedder, make_extractor
 from app.domain.models import ChunkFilter, DocumentInput
 from app.observability.metrics import REGISTRY
+from app.security.authenticate import LOCAL_PRINCIPAL
 from app.services.extractive_generator import NOTHING_FOUND
 from app.services.question_retrieval import CANDIDATE_DEPTH
 from app.services.search import SearchMode
@@ -63,9 +64,13 @@ async def container(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
 
 def context_of(c: Container) -> Context:
     services = Services(
-        catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+        catalog=c.catalog,
+        search=c.search,
+        ingestion=c.ingestion,
+        answers=c.answers,
+        api_keys=c.api_keys,
     )
-    return Context(services=services, request_id="ask")
+    return Context(services=services, request_id="ask", principal=LOCAL_PRINCIPAL)
 
 
 async def ask(c: Container, question: str, **variables: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 from app.config import load_settings
 from app.container import Container, build_container, make_embedder, make_extractor
 from app.domain.models import DocumentInput
+from app.security.authenticate import LOCAL_PRINCIPAL
 from graphql_schema.context import Context, Services
 from graphql_schema.schema import schema
 from tests.integration.corpus_run import ingest_all
@@ -71,9 +72,13 @@ async def container(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
 
 def context_of(c: Container) -> Context:
     services = Services(
-        catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+        catalog=c.catalog,
+        search=c.search,
+        ingestion=c.ingestion,
+        answers=c.answers,
+        api_keys=c.api_keys,
     )
-    return Context(services=services, request_id="ask-ollama")
+    return Context(services=services, request_id="ask-ollama", principal=LOCAL_PRINCIPAL)
 
 
 def assert_checked(answer: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ from app.config import Settings, load_settings
 from app.container import Container, build_container, make_embedder, make_extractor
 from app.domain.models import DocumentInput
 from app.ports.models import Embedder, Extractor
+from app.security.authenticate import LOCAL_PRINCIPAL
 from graphql_schema.context import Context, Services
 from graphql_schema.relay import decode_cursor
 from graphql_schema.schema import schema
@@ -148,9 +149,13 @@ async def backends(
 
 def context_of(c: Container) -> Context:
     services = Services(
-        catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+        catalog=c.catalog,
+        search=c.search,
+        ingestion=c.ingestion,
+        answers=c.answers,
+        api_keys=c.api_keys,
     )
-    return Context(services=services, request_id="congruence")
+    return Context(services=services, request_id="congruence", principal=LOCAL_PRINCIPAL)
 
 
 async def gql(c: Container, /, document: str, **variables: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from app.config import load_settings
 from app.container import Container, build_container
 from app.domain.models import DocumentBundle
 from app.observability.instrument import CallCounter
+from app.security.authenticate import LOCAL_PRINCIPAL
 from graphql_schema.context import Context, Services
 from graphql_schema.schema import schema
 from tests.contract.bundles import BundleBuilder, Spec
@@ -65,9 +66,14 @@ async def run(c: Container, n: int) -> dict[str, int]:
     counter = CallCounter("graph")
     context = Context(
         services=Services(
-            catalog=c.catalog, search=c.search, ingestion=c.ingestion, answers=c.answers
+            catalog=c.catalog,
+            search=c.search,
+            ingestion=c.ingestion,
+            answers=c.answers,
+            api_keys=c.api_keys,
         ),
         request_id="test",
+        principal=LOCAL_PRINCIPAL,
     )
     result = await schema.execute(NESTED, variable_values={"n": n}, context_value=context)
     assert result.errors is None, result.errors

@@ -25,8 +25,8 @@ async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[http
     container = build_container(settings)
     with pytest.MonkeyPatch.context() as patch:
         # The app exactly as create_app builds it, but its schema carries the limits.
-        def limited_schema() -> KGSchema:
-            return build_schema(extensions=[query_limits()])
+        def limited_schema(extensions: list[Any] | None = None) -> KGSchema:
+            return build_schema(extensions=[query_limits(), *(extensions or [])])
 
         patch.setattr(server, "build_schema", limited_schema)
         app = server.create_app(settings, container)
