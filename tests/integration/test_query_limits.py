@@ -1,5 +1,4 @@
-"""Query limits over HTTP, through the real Starlette app with the limits extension in
-its schema: each refusal arrives with its code, before anything resolves; batches and
+"""Query limits over HTTP, through the real Starlette app as create_app builds it: each refusal arrives with its code, before anything resolves; batches and
 mutations over GET are refused by Strawberry's view."""
 
 from __future__ import annotations
@@ -15,21 +14,13 @@ from graphql import get_introspection_query
 from app import server
 from app.config import load_settings
 from app.container import build_container
-from graphql_schema.limits import query_limits
-from graphql_schema.schema import KGSchema, build_schema
 
 
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(data_dir=tmp_path_factory.mktemp("limits"))
     container = build_container(settings)
-    with pytest.MonkeyPatch.context() as patch:
-        # The app exactly as create_app builds it, but its schema carries the limits.
-        def limited_schema(extensions: list[Any] | None = None) -> KGSchema:
-            return build_schema(extensions=[query_limits(), *(extensions or [])])
-
-        patch.setattr(server, "build_schema", limited_schema)
-        app = server.create_app(settings, container)
+    app = server.create_app(settings, container)  # its schema carries the limits
     await container.graph.start()  # only the graph store: no models load
     try:
         transport = httpx.ASGITransport(app=app)
