@@ -25,7 +25,8 @@ ENV PATH=/opt/kg/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     KG_HOST=0.0.0.0 \
-    KG_DATA_DIR=/home/kg/data
+    KG_DATA_DIR=/home/kg/data \
+    XDG_CACHE_HOME=/home/kg/data/cache
 EXPOSE 8000
 VOLUME ["/home/kg/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \

@@ -3,12 +3,14 @@ DataLoaders so that nested lists are batched."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 from app.domain import auth, models
 from app.domain.errors import NotFoundError
@@ -189,27 +191,59 @@ class Evidence(InChunk):
 
 @strawberry.type(description="A chunk found by search, with its score (see the search mode).")
 class SearchHit:
+    """Every field is plain data, resolved without awaiting: ``search_hits`` reads the
+    chunks and, when the query selects ``document``, their documents, side by side. A
+    per-hit async resolver made graphql-core run a task per hit."""
+
     score: float
     chunk: Chunk
+    text: str
+    found_document: strawberry.Private[models.Document | None]
 
     @strawberry.field
-    def text(self) -> str:
-        return self.chunk.text
-
-    @strawberry.field
-    async def document(self, info: Info) -> Document:
-        return await load_document(info, self.chunk.document_id)
+    def document(self) -> Document:
+        if self.found_document is None:
+            raise _gone("document", self.chunk.document_id)
+        return Document.of(self.found_document)
 
 
 async def search_hits(info: Info, hits: Sequence[models.ChunkHit]) -> list[SearchHit]:
-    """Hits with their chunks, batched; a hit whose chunk was deleted a moment ago is
-    left out."""
-    chunks = await info.context.loaders.chunk_by_id.load_many([h.chunk_id for h in hits])
+    """Hits with their chunks and, if selected, their documents, batched and read
+    together; a hit whose chunk was deleted a moment ago is left out."""
+    loaders = info.context.loaders
+    chunks_read = loaders.chunk_by_id.load_many([h.chunk_id for h in hits])
+    documents: dict[str, models.Document] = {}
+    if _selects(info, "document"):
+        doc_ids = list(dict.fromkeys(h.document_id for h in hits))
+        chunks, docs = await asyncio.gather(chunks_read, loaders.document_by_id.load_many(doc_ids))
+        documents = {d.id: d for d in docs if d is not None}
+    else:
+        chunks = await chunks_read
     return [
-        SearchHit(score=h.score, chunk=Chunk.of(c))
+        SearchHit(
+            score=h.score,
+            chunk=Chunk.of(c),
+            text=c.text,
+            found_document=documents.get(c.document_id),
+        )
         for h, c in zip(hits, chunks, strict=True)
         if c is not None
     ]
+
+
+def _selects(info: Info, name: str) -> bool:
+    """Whether the current field's selection names field ``name`` on its own objects,
+    directly or through fragments (directives are not evaluated: a skipped field counts,
+    which costs a read, never a missing value)."""
+    pending = [item for field in info.selected_fields for item in field.selections]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, SelectedField):
+            if item.name == name:
+                return True
+        else:  # a fragment: its selections are on the same objects
+            pending.extend(item.selections)
+    return False
 
 
 @strawberry.type(description="A passage an answer rests on; quote is an exact substring of it.")

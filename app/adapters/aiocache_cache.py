@@ -11,7 +11,8 @@ closes the backend. Lookups are counted in ``kg_cache_hits_total`` /
 ``kg_cache_misses_total`` labelled by namespace.
 
 ``ttl`` (seconds, > 0) applies to one value; ``None`` uses ``default_ttl``; a
-``default_ttl`` of ``None`` keeps values until deleted. ``memory://`` is per instance:
+``default_ttl`` of ``None`` keeps values until deleted. ``timeout`` bounds each Redis
+operation; ``memory://`` has none (see ``_memory_backend``). ``memory://`` is per instance:
 two processes, or two caches built from the URL, do not share it.
 
 Driver failures become ``UnavailableError`` (Redis down, slow or loading; retryable),
@@ -63,8 +64,10 @@ def _key(key: str, namespace: str | None = None) -> str:
     return f"{namespace}:{key}"
 
 
-def _memory_backend(timeout: float) -> Any:
-    return SimpleMemoryCache(serializer=_JsonSerializer(), key_builder=_key, timeout=timeout)
+def _memory_backend() -> Any:
+    # No per-operation timeout: a dict lookup cannot hang, and aiocache would run every
+    # operation as a task under asyncio.wait_for (a task and a timer per lookup).
+    return SimpleMemoryCache(serializer=_JsonSerializer(), key_builder=_key, timeout=None)
 
 
 def _redis_backend(url: str, timeout: float) -> Any:
@@ -127,7 +130,7 @@ class AiocacheCache:
             raise ConfigurationError(f"timeout must be positive, got {timeout}")
         scheme = urlsplit(url).scheme
         if scheme == "memory":
-            backend = _memory_backend(timeout)
+            backend = _memory_backend()
         elif scheme in ("redis", "rediss"):
             backend = _redis_backend(url, timeout)
         else:

@@ -31,6 +31,7 @@ import itertools
 import os
 import platform
 import random
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import qdrant_edge as qe
 
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
@@ -100,6 +103,7 @@ class Raw:
     embed_plus_search: Stats
     keyword_search: Stats
     hydrate: Stats  # chunks and documents of the hits, as the search resolver loads them
+    recall: float = 1.0  # of the vector searches' top k, against exact search on the store
 
 
 async def measure_raw(
@@ -113,6 +117,7 @@ async def measure_raw(
     times: dict[str, list[float]] = {
         n: [] for n in ("embed", "search", "both", "keyword", "hydrate")
     }
+    found: list[tuple[list[float], list[str]]] = []
     try:
         for measured, texts in ((False, warmup), (True, queries)):
             for q in texts:
@@ -127,6 +132,7 @@ async def measure_raw(
                 await graph.get_documents(list(dict.fromkeys(h.document_id for h in hits)))
                 t4 = time.perf_counter()
                 if measured:
+                    found.append((vector, [h.chunk_id for h in hits]))
                     for name, ms in (
                         ("embed", t1 - t0),
                         ("search", t2 - t1),
@@ -138,7 +144,36 @@ async def measure_raw(
     finally:
         await graph.close()
         await vectors.close()
-    return Raw(*(stats(times[n]) for n in ("embed", "search", "both", "keyword", "hydrate")))
+    return Raw(
+        embed=stats(times["embed"]),
+        vector_search=stats(times["search"]),
+        embed_plus_search=stats(times["both"]),
+        keyword_search=stats(times["keyword"]),
+        hydrate=stats(times["hydrate"]),
+        recall=vector_recall(vectors.path, found, k),
+    )
+
+
+def vector_recall(path: Path, found: Sequence[tuple[list[float], list[str]]], k: int) -> float:
+    """Mean share of each search's hits among the exact top ``k`` of the same store (the
+    engine's exact search, on the closed store's files)."""
+    shard = qe.EdgeShard.load(str(path))
+    try:
+        shares = []
+        for vector, hits in found:
+            exact = shard.query(
+                qe.QueryRequest(
+                    limit=k,
+                    query=qe.Query.Nearest(vector),
+                    with_payload=True,
+                    params=qe.SearchParams(exact=True),
+                )
+            )
+            expected = {str((p.payload or {})["chunk_id"]) for p in exact}
+            shares.append(len(expected & set(hits)) / max(len(expected), 1))
+    finally:
+        shard.close()
+    return statistics.fmean(shares) if shares else 1.0
 
 
 # --- through the server ---------------------------------------------------------------
@@ -308,8 +343,8 @@ def report(
         "",
         "### In this process: one query embedding and one vector search (ms)",
         "",
-        "| chunks | embedding p50 / p99 | vector search p50 / p99 | both, per query p50 / p99 | keyword search p50 / p99 | read chunks + documents p50 / p99 |",
-        "|---|---|---|---|---|---|",
+        "| chunks | embedding p50 / p99 | vector search p50 / p99 | both, per query p50 / p99 | keyword search p50 / p99 | read chunks + documents p50 / p99 | vector recall@k vs exact |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cells = [
@@ -320,7 +355,9 @@ def report(
             r.raw.hydrate,
         ]
         lines.append(
-            f"| {r.size:,} | " + " | ".join(f"{s.p50:.2f} / {s.p99:.2f}" for s in cells) + " |"
+            f"| {r.size:,} | "
+            + " | ".join(f"{s.p50:.2f} / {s.p99:.2f}" for s in cells)
+            + f" | {r.raw.recall:.3f} |"
         )
     lines += [
         "",

@@ -29,8 +29,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    model = SentenceTransformerEmbedder(batch_size=4)
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder(batch_size=4, onnx_cache=tmp_path_factory.mktemp("onnx"))
     model.load()
     return model
 
