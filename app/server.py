@@ -43,6 +43,7 @@ from app.observability.metrics import render_latest
 from app.security.auth_setup import build_authenticator, decide_mode, describe
 from app.security.authenticate import ANONYMOUS, Authenticator
 from app.security.cors import CorsSettings, cors_middleware
+from app.security.loopback_hosts import LoopbackHostsOnly
 from app.security.sessions import Closer, Session, SessionWatcher
 from graphql_schema.context import Context, Services
 from graphql_schema.limits import QueryLimits, query_limits
@@ -281,5 +282,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.state.container = container
     app.state.auth = auth
     app.state.sessions = sessions
+    if auth.mode == "local":  # admin to any caller: only this machine's, by name too
+        app.add_middleware(LoopbackHostsOnly)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -137,3 +137,41 @@ async def test_by_default_the_schema_and_graphiql_are_served(tmp_path: Path) -> 
         assert codes(introspection) == []
         page = await http.get("/graphql", headers={"Accept": "text/html"})
         assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "app.localhost:8000", "LOCALHOST."]
+)
+async def test_local_mode_serves_requests_addressed_to_this_machine(
+    tmp_path: Path, host: str
+) -> None:
+    async with client(tmp_path) as (http, _):
+        response = await http.post(
+            "/graphql", json={"query": "{ stats { documents } }"}, headers={"host": host}
+        )
+        assert response.status_code == 200
+        assert response.json() == {"data": {"stats": {"documents": 0}}}
+
+
+@pytest.mark.parametrize(
+    "host", ["attacker.example:8000", "kg", "127.0.0.1.nip.io", "10.0.0.5", "", "localhost.evil"]
+)
+async def test_local_mode_refuses_other_host_names_against_dns_rebinding(
+    tmp_path: Path, host: str
+) -> None:
+    # A page whose name was made to resolve to 127.0.0.1 sends its own name as Host.
+    async with client(tmp_path) as (http, _):
+        response = await http.post(
+            "/graphql", json={"query": "{ stats { documents } }"}, headers={"host": host}
+        )
+        assert response.status_code == 421
+        assert codes(response.json()) == ["FORBIDDEN"]
+        assert "local mode" in response.json()["errors"][0]["message"]
+
+
+async def test_enforced_mode_does_not_check_the_host(tmp_path: Path) -> None:
+    async with client(tmp_path, host="0.0.0.0", auth={"required": True}) as (http, _):
+        response = await http.post(
+            "/graphql", json={"query": "{ __typename }"}, headers={"host": "kg.example.com"}
+        )
+        assert response.status_code == 200

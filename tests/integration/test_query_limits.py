@@ -24,7 +24,7 @@ async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[http
     await container.graph.start()  # only the graph store: no models load
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kg") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             yield c
     finally:
         await container.graph.close()

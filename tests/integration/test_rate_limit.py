@@ -124,7 +124,7 @@ async def call(
 ) -> tuple[httpx.Response, dict[str, Any]]:
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     headers = {"x-test-subject": subject} if subject else {}
-    async with httpx.AsyncClient(transport=transport, base_url="http://kg") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         if method == "GET":
             response = await client.get("/graphql", params={"query": query}, headers=headers)
         else:
