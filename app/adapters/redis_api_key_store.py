@@ -37,7 +37,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 # The URL check and the error mapping are the job store's, so both speak alike.
-from app.adapters.redis_support import check_url, redis_error
+from app.adapters.redis_support import check_url, connect, redis_error
 from app.domain.auth import ApiKey, Role
 from app.domain.errors import (
     BackendError,
@@ -107,19 +107,13 @@ class RedisApiKeyStore:
         async with self._lifecycle:
             if self._conn is not None:
                 return
-            client = redis.asyncio.Redis.from_url(
+            client = await connect(
                 self._url,
-                decode_responses=True,  # every reply is str: the casts below rely on it
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                self._timeout,
+                Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                self.where,
+                self._secret,
             )
-            try:
-                with self._translated("connecting"):
-                    await client.ping()
-            except BaseException:
-                await client.aclose()
-                raise
             self._conn = _Connection(
                 client, client.register_script(_CREATE), client.register_script(_REVOKE)
             )

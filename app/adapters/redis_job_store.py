@@ -39,7 +39,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
-from app.adapters.redis_support import check_url, redis_error
+from app.adapters.redis_support import check_url, connect, redis_error
 from app.adapters.request_codec import request_fields, request_from_fields
 from app.domain.errors import (
     BackendError,
@@ -137,19 +137,13 @@ class RedisJobStore:
         async with self._lifecycle:
             if self._conn is not None:
                 return
-            client = redis.asyncio.Redis.from_url(
+            client = await connect(
                 self._url,
-                decode_responses=True,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                self._timeout,
+                Retry(ExponentialBackoff(cap=1.0, base=0.05), 2),
+                self.where,
+                self._secret,
             )
-            try:
-                with self._translated("connecting"):
-                    await client.ping()
-            except BaseException:
-                await client.aclose()
-                raise
             self._conn = _Connection(
                 client, client.register_script(_CREATE), client.register_script(_UPDATE)
             )

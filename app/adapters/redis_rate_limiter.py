@@ -36,7 +36,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 from app.adapters.memory_rate_limiter import TOLERANCE, check_take
-from app.adapters.redis_support import check_url, redis_error
+from app.adapters.redis_support import check_url, connect
 from app.domain.errors import BackendError, ConfigurationError, UnavailableError
 from app.ports.rate_limiter import Bucket, Decision
 
@@ -94,21 +94,13 @@ class RedisRateLimiter:
         async with self._lifecycle:
             if self._client is not None:
                 return
-            client = redis.asyncio.Redis.from_url(
+            client = await connect(
                 self._url,
-                decode_responses=True,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+                self._timeout,
+                Retry(ExponentialBackoff(cap=0.1, base=0.01), 1),
+                self.where,
+                self._secret,
             )
-            try:
-                await client.ping()
-            except (redis.exceptions.RedisError, TimeoutError) as exc:
-                await client.aclose()
-                raise redis_error(exc, "connecting", self.where, self._secret) from exc
-            except BaseException:
-                await client.aclose()
-                raise
             self._client = client
             self._take = client.register_script(_TAKE)
 

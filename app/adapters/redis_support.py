@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+import redis.asyncio
 import redis.exceptions
 from redis.asyncio.connection import parse_url
+from redis.asyncio.retry import Retry
 
 from app.domain.errors import BackendError, ConfigurationError, KGError, UnavailableError
 
@@ -53,3 +55,26 @@ def check_url(url: str) -> tuple[str, str | None]:
         detail = str(exc).replace(secret, "***") if secret else str(exc)
         raise ConfigurationError(f"invalid Redis URL (port, db or options): {detail}") from exc
     return f"{parts.hostname or 'localhost'}:{port}/{db}", secret
+
+
+async def connect(
+    url: str, socket_timeout: float, retry: Retry, where: str, secret: str | None
+) -> redis.asyncio.Redis:
+    """A client (replies decoded to str) that answered PING; our error, the password
+    scrubbed, when it did not."""
+    client = redis.asyncio.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=retry,
+    )
+    try:
+        await client.ping()
+    except (redis.exceptions.RedisError, TimeoutError) as exc:
+        await client.aclose()
+        raise redis_error(exc, "connecting", where, secret) from exc
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
