@@ -149,6 +149,30 @@ def _set_subscriptions(html: str, enabled: bool) -> str:
     return html
 
 
+# GraphiQL sends its headers editor (kept in localStorage) with HTTP requests only; a
+# server that enforces authentication reads a WebSocket's credentials from
+# connection_init, so the same headers go there (read when the socket opens).
+_WS_CONNECTION_PARAMS = """\
+        wsConnectionParams: () => {
+          try {
+            return JSON.parse(localStorage.getItem("graphiql:headers") || "{}") || {};
+          } catch (error) {
+            return {};
+          }
+        },
+"""
+
+
+def _send_headers_on_websocket(html: str) -> str:
+    html, count = _SUBSCRIPTION_URL_ARG.subn(lambda m: m[0] + _WS_CONNECTION_PARAMS, html, count=1)
+    if count == 0:
+        raise ConfigurationError(
+            "cannot pass GraphiQL's headers to its WebSocket: strawberry's page template "
+            "no longer passes subscriptionUrl to createFetcher"
+        )
+    return html
+
+
 def render_graphiql(
     template: str,
     manifest: Manifest,
@@ -170,12 +194,14 @@ def render_graphiql(
 
 
 def build_offline_page(directory: Path = ASSETS_DIR, *, subscription_enabled: bool = True) -> str:
-    """Strawberry's GraphiQL template rewritten against the assets in ``directory``."""
-    return render_graphiql(
+    """Strawberry's GraphiQL template rewritten against the assets in ``directory``,
+    its WebSocket opened with the headers editor's credentials."""
+    html = render_graphiql(
         get_graphql_ide_html(graphql_ide="graphiql"),
         load_manifest(directory),
         subscription_enabled=subscription_enabled,
     )
+    return _send_headers_on_websocket(html) if subscription_enabled else html
 
 
 @lru_cache(maxsize=2)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +31,7 @@ from playwright.async_api import (
 from app.graphiql_page import STATIC_PREFIX, load_manifest
 from tests.e2e.test_ingestion_journey import INGEST, wait_job
 from tests.support.graphql_client import data_of, gql
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, kg_env, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,12 +136,17 @@ async def test_graphiql_runs_a_query_with_only_local_requests(
     assert {url: responses.get(url) for url in assets} == dict.fromkeys(assets, 200)
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Path) -> None:
-    """A person pastes an askStream subscription into GraphiQL and watches the answer
-    arrive over the WebSocket (graphql-transport-ws), ending with its citation."""
-    async with httpx.AsyncClient(timeout=60) as http:
+@dataclass
+class Streamed:
+    """What GraphiQL's page exchanged while it ran the askStream subscription."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)  # over its WebSocket
+    received: list[dict[str, Any]] = field(default_factory=list)  # the server's replies
+    posted: list[str] = field(default_factory=list)  # bodies of its HTTP POSTs
+
+
+async def ingest_hollowmere(server: LiveServer, headers: dict[str, str]) -> None:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
         job = data_of(
             await gql(
                 http,
@@ -149,33 +157,43 @@ async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Pat
         )["ingestDocument"]
         assert (await wait_job(http, server, job["id"]))["status"] == "COMPLETED"
 
-    sent: list[dict[str, Any]] = []  # messages the page sent over its WebSocket
-    received: list[dict[str, Any]] = []  # and the server's replies
-    posted: list[str] = []  # bodies of the page's HTTP POSTs
+
+async def stream_in_graphiql(
+    server: LiveServer, profile: Path, stored_headers: dict[str, str] | None = None
+) -> Streamed:
+    """Paste the askStream subscription into GraphiQL, run it, wait for the cited answer
+    and the server's ``complete``. ``stored_headers``: what GraphiQL's headers editor
+    holds (its localStorage) when the page opens."""
+    streamed = Streamed()
     completed = asyncio.Event()
 
     def on_reply(frame: str | bytes) -> None:
-        received.append(json.loads(frame))
-        if received[-1]["type"] == "complete":
+        streamed.received.append(json.loads(frame))
+        if streamed.received[-1]["type"] == "complete":
             completed.set()
 
     def on_websocket(socket: WebSocket) -> None:
-        socket.on("framesent", lambda frame: sent.append(json.loads(frame)))
+        socket.on("framesent", lambda frame: streamed.sent.append(json.loads(frame)))
         socket.on("framereceived", on_reply)
 
     def on_request(request: Request) -> None:
         if request.method == "POST":
-            posted.append(request.post_data or "")
+            streamed.posted.append(request.post_data or "")
 
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
+            str(profile),
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_FLAGS,
             viewport={"width": 1280, "height": 800},
         )
         try:
+            if stored_headers is not None:
+                await context.add_init_script(
+                    "localStorage.setItem('graphiql:headers', "
+                    f"{json.dumps(json.dumps(stored_headers))})"
+                )
             page = context.pages[0] if context.pages else await context.new_page()
             page.on("websocket", on_websocket)
             page.on("request", on_request)
@@ -199,12 +217,48 @@ async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Pat
             await asyncio.wait_for(completed.wait(), 10)  # the server ends the subscription
         finally:
             await context.close()
+    return streamed
 
-    assert [p for p in posted if "askStream" in p] == []
-    subscribe = [m for m in sent if m["type"] == "subscribe"]
+
+def assert_streamed_over_the_websocket(streamed: Streamed) -> None:
+    assert [p for p in streamed.posted if "askStream" in p] == []
+    subscribe = [m for m in streamed.sent if m["type"] == "subscribe"]
     assert [m["payload"]["query"] for m in subscribe] == [ASK_STREAM_DOCUMENT]
-    chunks = [m["payload"]["data"]["askStream"] for m in received if m["type"] == "next"]
+    chunks = [m["payload"]["data"]["askStream"] for m in streamed.received if m["type"] == "next"]
     *deltas, last = chunks
     assert deltas and not any(d["done"] for d in deltas)
     assert last["done"] is True
     assert "".join(d["delta"] for d in deltas) == last["answer"]["answer"] == "Odile Varenne"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+async def test_graphiql_streams_a_cited_answer(server: LiveServer, tmp_path: Path) -> None:
+    """A person pastes an askStream subscription into GraphiQL and watches the answer
+    arrive over the WebSocket (graphql-transport-ws), ending with its citation."""
+    await ingest_hollowmere(server, {})
+    assert_streamed_over_the_websocket(await stream_in_graphiql(server, tmp_path / "profile"))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+async def test_graphiql_streams_with_the_headers_editor_credential(tmp_path: Path) -> None:
+    """On a server that enforces authentication, the API key a person puts in GraphiQL's
+    headers editor also opens its WebSocket (connection_init), so subscriptions work."""
+    data = tmp_path / "data"
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.cli", "create-api-key", "--name", "me", "--role", "writer"],
+        env=kg_env(data, {"KG_AUTH_REQUIRED": "true"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    with live_server(data, {"KG_AUTH_REQUIRED": "true"}) as server:
+        await ingest_hollowmere(server, headers)
+        streamed = await stream_in_graphiql(server, tmp_path / "profile", headers)
+    init = [m for m in streamed.sent if m["type"] == "connection_init"]
+    assert [m.get("payload") for m in init] == [headers]
+    assert_streamed_over_the_websocket(streamed)

@@ -209,3 +209,12 @@ def test_changed_or_deleted_file_is_refused(built: Manifest, tmp_path: Path) -> 
     (copy / "react@18.2.0/umd/react.production.min.js").unlink()
     with pytest.raises(ConfigurationError, match="is missing"):
         load_manifest(copy)
+
+
+def test_the_page_opens_its_websocket_with_the_headers_editor_credentials(built: Manifest) -> None:
+    # GraphiQL sends its headers editor with HTTP requests only: the offline page also
+    # hands them to connection_init, read from GraphiQL's storage when the socket opens.
+    html = offline_graphiql_html(True)
+    assert "wsConnectionParams: () => {" in html
+    assert 'localStorage.getItem("graphiql:headers")' in html
+    assert "wsConnectionParams" not in offline_graphiql_html(False)
