@@ -226,8 +226,14 @@ async def test_invalid_documents_pay_their_general_token(app: Starlette) -> None
 async def serving(app: Starlette) -> AsyncIterator[str]:
     """The app behind a real uvicorn on a free loopback port, on this event loop, without
     its lifespan (no models load); yields the WebSocket URL of /graphql."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), lifespan="off", log_level="warning"
+    config = uvicorn.Config(  # no log_config or log_level: they would reconfigure the
+        # process's uvicorn loggers for every later test (ours route them, see app.observability)
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
     )
     served = uvicorn.Server(config)
     task = asyncio.create_task(served.serve())
