@@ -75,7 +75,7 @@ def choose(question: str, candidates: Sequence[Candidate], k: int) -> list[Chunk
     asked = list(dict.fromkeys(query_words(question)))
     weight = _rarity(asked, candidates)
     total = sum(weight.values()) or 1.0
-    left = list(dict.fromkeys(candidates))
+    left = list(candidates)
     chosen: list[Candidate] = []
     covered: set[str] = set()
     out: list[ChunkHit] = []

@@ -94,17 +94,19 @@ class QuestionRetrieval:
             return Retrieved(await self._search.run(question, depth, SearchMode.VECTOR, _ALL), [])
         pool = max(depth, CANDIDATE_DEPTH)
         vector = await self._search.embed_query(question)
+        # The question's nearest chunks are read once: LOCAL fuses them with the graph's
+        # candidates, HYBRID with its keyword ranking too.
+        by_vector, seeds = await asyncio.gather(
+            self._search.nearest(vector, pool, _ALL), self._names.recognise(question)
+        )
         if mode is AskMode.LOCAL:
-            local, by_vector = await asyncio.gather(
-                self._local(question, pool), self._search.nearest(vector, pool, _ALL)
-            )
+            local = await self._local(seeds, vector, by_vector, pool)
             if not local.hits:
                 log.info("ask.local_without_seeds", candidates="nearest")
             candidates = local.hits or by_vector
             return Retrieved(await self._chain(question, vector, candidates, depth), local.entities)
-        local, by_vector, by_words = await asyncio.gather(
-            self._local(question, pool),
-            self._search.nearest(vector, pool, _ALL),
+        local, by_words = await asyncio.gather(
+            self._local(seeds, vector, by_vector, pool),
             self._search.run(question, pool, SearchMode.KEYWORD, _ALL),
         )
         rankings = [local.hits, by_vector, by_words] if local.hits else [by_vector, by_words]
@@ -147,12 +149,18 @@ class QuestionRetrieval:
         ]
         return evidence_chains.choose(question, candidates, depth)
 
-    async def _local(self, question: str, depth: int) -> Retrieved:
-        seeds = await self._names.recognise(question)
+    async def _local(
+        self,
+        seeds: Sequence[Seed],
+        vector: list[float],
+        naive: Sequence[ChunkHit],
+        depth: int,
+    ) -> Retrieved:
+        """The graph's candidates for the question (its ``seeds``, its embedding
+        ``vector`` and its ``naive`` nearest chunks, read by the caller), fused."""
         if not seeds:
             return Retrieved([], [])
         deep = max(depth, CANDIDATE_DEPTH)
-        vector = await self._search.embed_query(question)
         seed_ids = [s.entity.id for s in seeds]
         (walked, relation_ids), of_seeds = await asyncio.gather(
             self._walk(seeds),
@@ -197,9 +205,8 @@ class QuestionRetrieval:
                 if d not in set(seed_documents)
             )
         )
-        graph, naive, bridged, *own = await asyncio.gather(
+        graph, bridged, *own = await asyncio.gather(
             self._search.nearest(vector, deep, ChunkFilter(document_ids=documents)),
-            self._search.nearest(vector, deep, _ALL),
             self._search.nearest(vector, deep, ChunkFilter(document_ids=pages_of_bridges))
             if pages_of_bridges
             else _none(),
