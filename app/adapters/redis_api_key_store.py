@@ -36,12 +36,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
-# The URL check and the error mapping are the job store's, so both speak alike.
 from app.adapters.redis_support import check_url, connect, redis_error
+
+# The URL check and the error mapping are the job store's, so both speak alike.
+from app.adapters.stored_text import check_encodable, decode_time, encodable, encode_time
 from app.domain.auth import ApiKey, Role
 from app.domain.errors import (
     BackendError,
-    BadInputError,
     ConfigurationError,
     ConflictError,
     UnavailableError,
@@ -127,14 +128,15 @@ class RedisApiKeyStore:
 
     async def create(self, stored: StoredApiKey) -> None:
         key = stored.key
-        _check_text(key)
+        texts = (("id", key.id), ("name", key.name), ("creator", key.created_by))
+        check_encodable("API key", texts)
         fields = [
             "name",
             key.name,
             "role",
             key.role.value,
             "created_at",
-            _encode_time(key.created_at),
+            encode_time(key.created_at),
             "created_by",
             key.created_by,
             "salt",
@@ -143,7 +145,7 @@ class RedisApiKeyStore:
             stored.digest.hex(),
         ]
         if key.revoked_at is not None:
-            fields += ["revoked_at", _encode_time(key.revoked_at)]
+            fields += ["revoked_at", encode_time(key.revoked_at)]
         revoked_score = "" if key.revoked_at is None else _score(key.revoked_at)
         args = [key.id, _score(key.created_at), stored.digest.hex(), revoked_score, *fields]
         conn = self._started()
@@ -156,7 +158,7 @@ class RedisApiKeyStore:
 
     async def get(self, key_id: str) -> StoredApiKey | None:
         client = self._started().client
-        if not _encodable(key_id):
+        if not encodable(key_id):
             return None  # create refuses such ids
         with self._translated("reading an API key"):
             row = cast(dict[str, str], await client.hgetall(self._key(key_id)))
@@ -190,9 +192,9 @@ class RedisApiKeyStore:
 
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
         conn = self._started()
-        if not _encodable(key_id):
+        if not encodable(key_id):
             return None  # create refuses such ids
-        args = [_encode_time(at), _score(at), key_id]
+        args = [encode_time(at), _score(at), key_id]
         with self._translated("revoking an API key"):
             flat: list[str] | None = await conn.revoke(
                 keys=[self._key(key_id), self._revoked], args=args
@@ -224,9 +226,9 @@ class RedisApiKeyStore:
                 id=key_id,
                 name=row["name"],
                 role=Role(row["role"]),
-                created_at=_decode_time(row["created_at"]),
+                created_at=decode_time(row["created_at"]),
                 created_by=row["created_by"],
-                revoked_at=_decode_time(row["revoked_at"]) if "revoked_at" in row else None,
+                revoked_at=decode_time(row["revoked_at"]) if "revoked_at" in row else None,
             )
         except (KeyError, ValueError) as exc:
             raise BackendError(
@@ -242,32 +244,8 @@ class RedisApiKeyStore:
             raise redis_error(exc, action, self.where, self._secret) from exc
 
 
-def _check_text(key: ApiKey) -> None:
-    """Refuse text Redis cannot hold (a lone surrogate) before the driver fails on it."""
-    for what, text in (("id", key.id), ("name", key.name), ("creator", key.created_by)):
-        if not _encodable(text):
-            raise BadInputError(f"the API key's {what} is not valid UTF-8 text")
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _encode_time(value: datetime) -> str:
-    return _utc(value).isoformat(timespec="microseconds")
-
-
-def _decode_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _score(value: datetime) -> str:

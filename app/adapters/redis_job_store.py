@@ -31,7 +31,6 @@ import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import redis.asyncio
 import redis.exceptions
@@ -41,6 +40,7 @@ from redis.commands.core import AsyncScript
 
 from app.adapters.redis_support import check_url, connect, redis_error
 from app.adapters.request_codec import request_fields, request_from_fields
+from app.adapters.stored_text import decode_optional_time, decode_time, encode_time
 from app.domain.errors import (
     BackendError,
     BadInputError,
@@ -163,7 +163,7 @@ class RedisJobStore:
         keys = [self._job_key(job.id), self._index, self._seq]
         args: list[str | int] = [
             secrets.token_hex(16),
-            _encode_time(job.created_at),
+            encode_time(job.created_at),
             stored,
             self._ttl_ms(job),
             job.id,
@@ -241,8 +241,8 @@ class RedisJobStore:
                 progress=float(row["progress"]),
                 document_id=row.get("document_id"),
                 error=row.get("error"),
-                created_at=_decode_time(row["created_at"]),
-                finished_at=_decode_optional_time(row.get("finished_at")),
+                created_at=decode_time(row["created_at"]),
+                finished_at=decode_optional_time(row.get("finished_at")),
             )
         except (KeyError, ValueError) as exc:
             raise BackendError(
@@ -281,24 +281,8 @@ def _fields(job: IngestionJob) -> list[str]:
     if job.error is not None:
         values += ["error", job.error]
     if job.finished_at is not None:
-        values += ["finished_at", _encode_time(job.finished_at)]
+        values += ["finished_at", encode_time(job.finished_at)]
     return values
-
-
-def _encode_time(value: datetime) -> str:
-    """Fixed-width ISO-8601 UTC text, so text order is time order. Naive means UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _decode_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _decode_optional_time(text: str | None) -> datetime | None:
-    return None if text is None else _decode_time(text)
 
 
 def _encode_request(request: IngestionRequest) -> str:

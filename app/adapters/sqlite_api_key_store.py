@@ -25,16 +25,20 @@ import aiosqlite
 from app.adapters.sqlite_support import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Migration,
-    decode_optional_time,
-    decode_time,
-    encode_optional_time,
-    encode_time,
     migrate,
     open_connection,
     translate_errors,
 )
+from app.adapters.stored_text import (
+    check_encodable,
+    decode_optional_time,
+    decode_time,
+    encodable,
+    encode_optional_time,
+    encode_time,
+)
 from app.domain.auth import ApiKey, Role
-from app.domain.errors import BackendError, BadInputError, ConflictError, UnavailableError
+from app.domain.errors import BackendError, ConflictError, UnavailableError
 from app.ports.api_key_store import StoredApiKey
 
 API_KEY_APPLICATION_ID = 0x4B47414B  # "KGAK"
@@ -117,7 +121,8 @@ class SqliteApiKeyStore:
 
     async def create(self, stored: StoredApiKey) -> None:
         key = stored.key
-        _check_text(key)
+        texts = (("id", key.id), ("name", key.name), ("creator", key.created_by))
+        check_encodable("API key", texts)
         params = (
             key.id,
             key.name,
@@ -141,7 +146,7 @@ class SqliteApiKeyStore:
 
     async def get(self, key_id: str) -> StoredApiKey | None:
         conn = self._started()
-        if not _encodable(key_id):
+        if not encodable(key_id):
             return None  # create refuses such ids
         with translate_errors("reading an API key"):
             rows = list(await conn.execute_fetchall(_GET, (key_id,)))
@@ -158,7 +163,7 @@ class SqliteApiKeyStore:
 
     async def revoke(self, key_id: str, at: datetime) -> ApiKey | None:
         conn = self._started()
-        if not _encodable(key_id):
+        if not encodable(key_id):
             return None  # create refuses such ids
         with translate_errors("revoking an API key"):
             rows = list(await conn.execute_fetchall(_REVOKE, (encode_time(at), key_id)))
@@ -188,18 +193,3 @@ def _key(row: Any) -> ApiKey:
         )
     except ValueError as exc:
         raise BackendError(f"API key {row['id']} in SQLite is malformed: {exc}") from exc
-
-
-def _check_text(key: ApiKey) -> None:
-    """Refuse text SQLite cannot hold (a lone surrogate) before the driver fails on it."""
-    for what, text in (("id", key.id), ("name", key.name), ("creator", key.created_by)):
-        if not _encodable(text):
-            raise BadInputError(f"the API key's {what} is not valid UTF-8 text")
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

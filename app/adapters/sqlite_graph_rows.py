@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from app.adapters.search_words import query_words
-from app.adapters.sqlite_support import decode_json, decode_optional_time, decode_time
+from app.adapters.sqlite_support import decode_json
+from app.adapters.stored_text import decode_optional_time, decode_time
 from app.domain.models import Chunk, Document, Entity, Evidence, Relation
 
 

@@ -45,13 +45,12 @@ from app.adapters.sqlite_schema import GRAPH_APPLICATION_ID, GRAPH_MIGRATIONS
 from app.adapters.sqlite_support import (
     DEFAULT_BUSY_TIMEOUT_MS,
     encode_optional_json,
-    encode_optional_time,
-    encode_time,
     id_list,
     migrate,
     open_connection,
     translate_errors,
 )
+from app.adapters.stored_text import encode_optional_time, encode_time
 from app.domain.errors import BadInputError, UnavailableError
 from app.domain.models import (
     Chunk,

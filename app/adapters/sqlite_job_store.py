@@ -25,15 +25,17 @@ from app.adapters.sqlite_support import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Migration,
     decode_json,
-    decode_optional_time,
-    decode_time,
     encode_json,
-    encode_optional_time,
-    encode_time,
     id_list,
     migrate,
     open_connection,
     translate_errors,
+)
+from app.adapters.stored_text import (
+    decode_optional_time,
+    decode_time,
+    encode_optional_time,
+    encode_time,
 )
 from app.domain.errors import BadInputError, ConflictError, NotFoundError, UnavailableError
 from app.domain.models import (

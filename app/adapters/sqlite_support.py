@@ -17,7 +17,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,26 +141,6 @@ async def _read_version(conn: aiosqlite.Connection, application_id: int, what: s
 
 
 # --- values --------------------------------------------------------------------------
-
-
-def encode_time(value: datetime) -> str:
-    """Fixed-width ISO-8601 UTC text, so text order is time order. Naive means UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def encode_optional_time(value: datetime | None) -> str | None:
-    return None if value is None else encode_time(value)
-
-
-def decode_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def decode_optional_time(text: str | None) -> datetime | None:
-    return None if text is None else decode_time(text)
 
 
 def encode_json(value: Any, what: str) -> str:
