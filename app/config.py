@@ -98,6 +98,11 @@ class PipelineSettings(BaseModel):
     embedding_batch_size: int = Field(64, ge=1)
     embedding_precision: Literal["fp32", "bf16"] = "fp32"
     torch_threads: int = Field(1, ge=1)
+    query_threads: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=1,
+        description="ONNX Runtime threads embedding one query (default: 2, or 1 on one core)",
+    )
     workers: int = Field(
         2, ge=0, description="batches of documents processed at once in process (0: none)"
     )

@@ -194,6 +194,7 @@ def make_embedder(settings: Settings) -> Embedder:
         batch_size=p.embedding_batch_size,
         precision=p.embedding_precision,
         threads=p.torch_threads,
+        query_threads=p.query_threads,
     )
 
 

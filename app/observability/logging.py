@@ -13,6 +13,7 @@ passwords inside URLs are masked (see ``redact_secrets``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -34,7 +35,9 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@
 _ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
+    # Cached: a few dozen key names recur on every line (bounded: keys come from code).
     normalised = key.lower().replace("-", "_")
     return any(part in normalised for part in _SECRET_KEY_PARTS)
 
@@ -45,6 +48,9 @@ def _redact(key: str, value: Any) -> Any:
     if _is_secret_key(key) and not (value is None or isinstance(value, bool | int | float)):
         return REDACTED
     if isinstance(value, str):
+        # The pattern needs "://" and "@"; most values hold neither, so skip the regex.
+        if "@" not in value:
+            return value
         return _URL_PASSWORD.sub(r"\g<head>" + REDACTED + "@", value)
     if isinstance(value, Mapping):
         return {k: _redact(str(k), v) for k, v in value.items()}

@@ -11,12 +11,15 @@ chunks that pass them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import sys
+from array import array
 from collections.abc import Sequence
 from enum import StrEnum
 
 from app.config import LimitSettings
-from app.domain.errors import BadInputError
+from app.domain.errors import BackendError, BadInputError
 from app.domain.models import ChunkFilter, ChunkHit
 from app.ports.cache import Cache
 from app.ports.graph_store import GraphStore
@@ -93,16 +96,21 @@ class SearchService:
 
     async def embed_query(self, query: str) -> list[float]:
         """The query's embedding, from the cache when another request computed it (the
-        key is the model and the text: no graph version)."""
+        key is the model and the text: no graph version). Cached as packed float32, the
+        model's own precision: exact, and a fraction of the cost of a JSON list."""
         key = (
-            "query-embedding:"
+            "query-embedding-f32:"
             + hashlib.sha256(f"{self._embedder.name}\0{query}".encode()).hexdigest()
         )
-        cached = await self._results.read(key)
-        if isinstance(cached, list) and len(cached) == self._embedder.dimension:
-            return [float(x) for x in cached]
-        vector = (await asyncio.to_thread(self._embedder.embed, [query]))[0]
-        await self._results.write(key, list(vector))
+        cached = unpack_vector(await self._results.read(key), self._embedder.dimension)
+        if cached is not None:
+            return cached
+        packed = pack_vector((await asyncio.to_thread(self._embedder.embed, [query]))[0])
+        await self._results.write(key, packed)
+        # What the cache gives later requests, so a miss and a hit search alike.
+        vector = unpack_vector(packed, self._embedder.dimension)
+        if vector is None:  # an embedder broke the port's contract on dimension
+            raise BackendError(f"embedder {self._embedder.name!r}: wrong vector dimension")
         return vector
 
 
@@ -116,6 +124,32 @@ def check_query(text: str, what: str) -> str:
             f"{what} is {len(text)} characters, over the limit of {MAX_QUERY_CHARS}"
         )
     return text
+
+
+def pack_vector(vector: Sequence[float]) -> str:
+    """``vector`` as base64 of little-endian float32: what a JSON cache stores cheaply."""
+    packed = array("f", vector)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def unpack_vector(value: object, dimension: int) -> list[float] | None:
+    """The vector ``pack_vector`` stored, or ``None`` for anything else (a miss, another
+    format, another dimension)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    if len(raw) != 4 * dimension:
+        return None
+    packed = array("f")
+    packed.frombytes(raw)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tolist()
 
 
 def encode_hits(hits: Sequence[ChunkHit]) -> list[list[object]]:

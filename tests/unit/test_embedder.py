@@ -176,7 +176,7 @@ def test_a_directory_without_a_model_is_a_configuration_error(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"batch_size": 0}, {"threads": 0}, {"precision": "fp16"}],
+    [{"batch_size": 0}, {"threads": 0}, {"query_threads": 0}, {"precision": "fp16"}],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):

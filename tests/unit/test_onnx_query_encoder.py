@@ -5,6 +5,7 @@ and rebuilt when damaged, and queries stay on torch wherever the export does not
 from __future__ import annotations
 
 import math
+import os
 import threading
 from pathlib import Path
 
@@ -58,6 +59,26 @@ def test_single_texts_go_through_onnx_with_the_vectors_of_the_torch_batch(
         assert max(abs(x - y) for x, y in zip(query, expected, strict=True)) < 1e-5
         assert math.isclose(math.sqrt(sum(x * x for x in query)), 1.0, abs_tol=1e-5)
         assert all(isinstance(x, float) for x in query)
+
+
+@pytest.mark.slow
+def test_queries_run_on_the_threads_asked_for_with_the_same_vectors(onnx_cache: Path) -> None:
+    two = SentenceTransformerEmbedder(onnx_cache=onnx_cache, query_threads=2)
+    two.load()
+    encoder = two._query_encoder
+    assert encoder is not None
+    assert encoder._session.get_session_options().intra_op_num_threads == 2
+    stored = two.embed(TEXTS)
+    for text, expected in zip(TEXTS, stored, strict=True):
+        assert cosine(two.embed([text])[0], expected) >= MIN_COSINE, text
+
+
+def test_the_settings_give_queries_two_threads_where_there_are_two_cores() -> None:
+    from app.config import PipelineSettings
+
+    assert PipelineSettings().query_threads == min(2, os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="query_threads"):
+        PipelineSettings(query_threads=0)
 
 
 @pytest.mark.slow

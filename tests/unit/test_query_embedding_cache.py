@@ -4,6 +4,7 @@ counting stand-in (this tests the service's use of it); the cache is the real ad
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from app.adapters.aiocache_cache import AiocacheCache
 from app.config import LimitSettings
 from app.domain.errors import UnavailableError
-from app.services.search import SearchService
+from app.services.search import SearchService, pack_vector, unpack_vector
 
 
 class CountingEmbedder:
@@ -62,7 +63,8 @@ async def test_a_query_is_embedded_once_then_read_from_the_cache() -> None:
     search = service(embedder, cache.namespaced("search"))
     first = await search.embed_query("who founded Apple")
     again = await search.embed_query("who founded Apple")
-    assert again == first == [17.0, 0.5, -1.0 / 3.0]  # exact through JSON
+    # stored as float32, the model's precision: a miss returns what a hit will
+    assert again == first == [17.0, 0.5, struct.unpack("<f", struct.pack("<f", -1 / 3))[0]]
     assert embedder.calls == [["who founded Apple"]]
     await search.embed_query("who founded Apple?")  # another text: computed
     assert len(embedder.calls) == 2
@@ -85,3 +87,39 @@ async def test_without_a_working_cache_the_embedding_is_computed(cache: Any) -> 
     search = service(embedder, cache)
     assert await search.embed_query("a") == await search.embed_query("a")
     assert len(embedder.calls) == 2
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        [17.0, 0.5, -0.25],  # the JSON list an older server cached
+        pack_vector([1.0, 2.0]),  # another dimension
+        "not base64!",
+        None,
+        42,
+    ],
+)
+async def test_a_cached_value_of_another_form_is_a_miss(stored: object) -> None:
+    assert unpack_vector(stored, 3) is None
+    cache = AiocacheCache("memory://", namespace="test")
+    embedder = CountingEmbedder()
+    search = service(embedder, cache)
+    key = next(iter(await keys_after_one_query(search, cache)))
+    if stored is None:
+        await cache.delete(key)  # expired
+    else:
+        await cache.set(key, stored)
+    assert await search.embed_query("who founded Apple") == [17.0, 0.5, pytest.approx(-1 / 3)]
+    assert len(embedder.calls) == 2  # computed again, not taken from the odd value
+    await cache.close()
+
+
+async def keys_after_one_query(search: SearchService, cache: AiocacheCache) -> list[str]:
+    await search.embed_query("who founded Apple")
+    backend = cache._backend
+    return [k.split(":", 1)[1] for k in backend._cache]
+
+
+def test_packed_vectors_round_trip_float32_values_exactly() -> None:
+    values = [0.0, -0.0, 1.0, -1.5, 3.4028234663852886e38, 1.401298464324817e-45]
+    assert unpack_vector(pack_vector(values), len(values)) == values
