@@ -7,6 +7,7 @@ backends are listed in ``vector_fixtures.VECTOR_STORES``.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -467,3 +468,49 @@ async def test_edge_hnsw_and_local_exact_search_agree(tmp_path: Path) -> None:
     finally:
         await edge.close()
         await local.close()
+
+
+async def test_an_edge_store_written_before_quantization_gets_its_int8_copies_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qdrant_edge as qe
+
+    vectors = clustered_vectors(CONGRUENCE_POINTS, EMBEDDER_DIM, seed=67)
+    points = make_points(vectors, per_document=20, types=TYPES)
+    queries = [near(vectors[i], 0.5, seed=i) for i in range(0, CONGRUENCE_POINTS, 100)]
+    sizes = {"indexing_threshold_kb": 1_200, "max_segment_size_kb": 4_000}
+
+    def unquantized(self: QdrantEdgeVectorStore, dimension: int) -> object:
+        return qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+            optimizers=self._optimizers,
+        )
+
+    with monkeypatch.context() as patched:  # what an older server wrote
+        patched.setattr(QdrantEdgeVectorStore, "_config", unquantized)
+        old = QdrantEdgeVectorStore(tmp_path, **sizes)
+        await old.start(EMBEDDER_DIM)
+        for i in range(0, CONGRUENCE_POINTS, 250):
+            await old.upsert(points[i : i + 250])
+        await old.close()
+    collection = tmp_path / "chunks"
+    assert not list(collection.glob("segments/*/vector_storage/quantized.data"))
+
+    store = QdrantEdgeVectorStore(tmp_path, **sizes)
+    await store.start(EMBEDDER_DIM)
+    try:
+        config = json.loads((collection / "edge_config.json").read_text())
+        assert config["quantization_config"]["scalar"]["type"] == "int8"
+        # The rebuilt HNSW segment holds its int8 copy (the replaced one's files may
+        # linger until the engine removes them, so only presence is checked).
+        assert list(collection.glob("segments/*/vector_storage/quantized.data"))
+        assert (await store.index_status()).points == CONGRUENCE_POINTS
+        shared = 0
+        for query in queries:
+            found = await store.search(query, 10, NO_FILTER)
+            exact = exact_top(vectors, query, 10)
+            shared += len({h.chunk_id for h in found} & {c for c, _ in exact})
+            assert found[0].score == pytest.approx(exact[0][1], abs=1e-4)  # rescored: float
+        assert shared / (10 * CONGRUENCE_QUERIES) >= MIN_OVERLAP
+    finally:
+        await store.close()
