@@ -33,8 +33,8 @@ Quantization. Each segment also keeps int8 copies of its vectors (scalar quantiz
 the int8 copies, and the best ``QUANTIZED_OVERSAMPLING`` x ef candidates are rescored
 with the float vectors, so the ranking is by exact cosine while most of the comparisons
 are four times smaller. A store written before quantization was configured gets its int8
-copies at the next open (``optimize``; tens of seconds at 100k points, holding the GIL
-as above, before the server is ready). The benchmark (tests/benchmarks/query_latency.py)
+copies at its next open (``optimize``, once, before the server is ready; it holds the
+GIL as above). The benchmark (tests/benchmarks/query_latency.py)
 reports this search's time and its recall@10 against exact search.
 """
 

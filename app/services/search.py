@@ -106,11 +106,11 @@ class SearchService:
         if cached is not None:
             return cached
         packed = pack_vector((await asyncio.to_thread(self._embedder.embed, [query]))[0])
-        await self._results.write(key, packed)
         # What the cache gives later requests, so a miss and a hit search alike.
         vector = unpack_vector(packed, self._embedder.dimension)
         if vector is None:  # an embedder broke the port's contract on dimension
             raise BackendError(f"embedder {self._embedder.name!r}: wrong vector dimension")
+        await self._results.write(key, packed)
         return vector
 
 

@@ -123,3 +123,18 @@ async def keys_after_one_query(search: SearchService, cache: AiocacheCache) -> l
 def test_packed_vectors_round_trip_float32_values_exactly() -> None:
     values = [0.0, -0.0, 1.0, -1.5, 3.4028234663852886e38, 1.401298464324817e-45]
     assert unpack_vector(pack_vector(values), len(values)) == values
+
+
+async def test_an_embedder_giving_the_wrong_dimension_fails_and_caches_nothing() -> None:
+    from app.domain.errors import BackendError
+
+    class Short(CountingEmbedder):
+        def embed(self, texts: Sequence[str]) -> list[list[float]]:
+            return [[1.0, 2.0] for _ in texts]
+
+    cache = AiocacheCache("memory://", namespace="test")
+    search = service(Short(), cache)
+    with pytest.raises(BackendError, match="wrong vector dimension"):
+        await search.embed_query("who founded Apple")
+    assert not cache._backend._cache
+    await cache.close()
