@@ -202,8 +202,24 @@ RELATIONS_AMONG = f"""
 
 # --- search and counts ---------------------------------------------------------------
 
-# bm25() is lower-is-better and negative; its negation is a positive score.
+# bm25() is lower-is-better and negative; its negation is a positive score. Ties go to
+# the chunk stored first (its seq, the FTS rowid). Without filters the best k are
+# chosen inside the FTS table and only they are joined to their chunks: joining every
+# match first cost a third of the query on common words.
 KEYWORD_SEARCH = """
+    SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score
+    FROM (
+        SELECT rowid AS seq, -bm25(chunks_fts) AS score
+        FROM chunks_fts
+        WHERE chunks_fts MATCH :match
+        ORDER BY score DESC, seq
+        LIMIT :k
+    ) AS best
+    JOIN chunks AS c ON c.seq = best.seq
+    ORDER BY best.score DESC, best.seq
+"""
+
+KEYWORD_SEARCH_FILTERED = """
     SELECT c.id AS chunk_id, c.document_id AS document_id, -bm25(chunks_fts) AS score
     FROM chunks_fts JOIN chunks AS c ON c.seq = chunks_fts.rowid
     WHERE chunks_fts MATCH :match
@@ -211,7 +227,7 @@ KEYWORD_SEARCH = """
       AND (:types IS NULL OR EXISTS (
             SELECT 1 FROM mentions AS m JOIN entities AS e ON e.id = m.entity_id
             WHERE m.chunk_id = c.id AND e.type IN (SELECT value FROM json_each(:types))))
-    ORDER BY score DESC, c.id
+    ORDER BY score DESC, c.seq
     LIMIT :k
 """
 

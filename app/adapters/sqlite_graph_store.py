@@ -384,13 +384,17 @@ class SqliteGraphStore:
         match = fts_query(query)
         if matches_nothing(k, filter) or match is None:
             return []
-        params = {
-            "match": match,
-            "k": k,
-            "documents": None if filter.document_ids is None else id_list(filter.document_ids),
-            "types": None if filter.entity_types is None else id_list(filter.entity_types),
-        }
-        rows = await self._fetch(sql.KEYWORD_SEARCH, params, "searching chunk text")
+        if filter.document_ids is None and filter.entity_types is None:
+            query, params = sql.KEYWORD_SEARCH, {"match": match, "k": k}
+        else:
+            query = sql.KEYWORD_SEARCH_FILTERED
+            params = {
+                "match": match,
+                "k": k,
+                "documents": None if filter.document_ids is None else id_list(filter.document_ids),
+                "types": None if filter.entity_types is None else id_list(filter.entity_types),
+            }
+        rows = await self._fetch(query, params, "searching chunk text")
         return [
             ChunkHit(chunk_id=r["chunk_id"], document_id=r["document_id"], score=r["score"])
             for r in rows

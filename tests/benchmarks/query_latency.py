@@ -3,7 +3,7 @@
 For each store size (built by ``chunk_stores``: real paragraphs, real embeddings):
 
 1. Raw cost, in this process, with the server stopped: one query embedding (the
-   server's embedder settings: same model, one torch thread) and one Qdrant Edge search
+   server's embedder settings: same model and threads) and one Qdrant Edge search
    on the same store, separately and summed per query; and the graph store's keyword
    search and chunk/document reads, the other layers a search passes through.
 2. Through ``kg serve`` (embedded defaults, a subprocess on a free port), one client
@@ -300,7 +300,9 @@ def report(
         f"the server and other work (load average {loads[0]} at the start, {loads[1]} at the end). "
         f"Server: `kg serve` on embedded defaults (SQLite graph, Qdrant Edge vectors, "
         f"in-process bus, memory cache, extractive answers), {p.embedding_model} fp32 on "
-        f"{p.torch_threads} torch thread; one client, HTTP/1.1 keep-alive, one request at a "
+        f"{p.torch_threads} torch thread for batches, one query embedded by ONNX Runtime on "
+        f"{p.query_threads} thread(s); quantized HNSW search (int8, rescored); one client, "
+        "HTTP/1.1 keep-alive, one request at a "
         f"time, k={args.k} for search and k={args.ask_k} for ask; {args.queries} requests per "
         f"phase ({args.ask_queries} for ask), after {args.warmup} warm-up requests per mode. "
         "Reproduce: `python -m tests.benchmarks.query_latency --sizes "

@@ -650,6 +650,21 @@ async def test_keyword_search_ranks_by_relevance(loaded_store: GraphStore) -> No
     assert all(s > 0 for s in scores)
 
 
+async def test_keyword_search_top_k_is_the_head_of_the_whole_ranking(
+    loaded_store: GraphStore,
+) -> None:
+    # With or without a filter that lets every document through (two ways to the
+    # answer on SQLite), the best k are the first k of the full ranking, ties included.
+    everything = ChunkFilter(document_ids=(B_ID, L_ID, T_ID))
+    for query in ("Babbage London engine", "worked", "the", "Babbage Turing loom"):
+        full = await loaded_store.keyword_search(query, 50, ChunkFilter())
+        assert full, query
+        assert await loaded_store.keyword_search(query, 50, everything) == full
+        for k in range(1, len(full) + 1):
+            assert await loaded_store.keyword_search(query, k, ChunkFilter()) == full[:k]
+            assert await loaded_store.keyword_search(query, k, everything) == full[:k]
+
+
 async def test_keyword_search_is_case_insensitive_and_limited(loaded_store: GraphStore) -> None:
     assert [h.chunk_id for h in await loaded_store.keyword_search("TURING", 5, ChunkFilter())] == [
         T0
