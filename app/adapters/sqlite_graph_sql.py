@@ -54,7 +54,8 @@ LIST_DOCUMENTS = _paged(
            COUNT(*) OVER () AS _total
     FROM documents
     WHERE (:source IS NULL OR source = :source)
-      AND (:title IS NULL OR instr(kg_fold(title), :title) > 0)
+      AND (:title IS NULL OR id IN (
+            SELECT document_id FROM document_titles WHERE instr(folded, :title) > 0))
       AND (:after IS NULL OR ingested_at > :after)
     """,
     "documents",
@@ -269,6 +270,10 @@ UPSERT_DOCUMENT = """
         title = excluded.title, text = excluded.text, source = excluded.source,
         published_at = excluded.published_at, metadata = excluded.metadata,
         chunk_count = excluded.chunk_count
+"""
+UPSERT_DOCUMENT_TITLE = """
+    INSERT INTO document_titles (document_id, folded) VALUES (?, kg_fold(?))
+    ON CONFLICT (document_id) DO UPDATE SET folded = excluded.folded
 """
 INSERT_CHUNK = """
     INSERT INTO chunks (id, document_id, idx, text, start, "end", token_count)

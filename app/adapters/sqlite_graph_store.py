@@ -143,6 +143,7 @@ class SqliteGraphStore:
                     doc.chunk_count,
                 ),
             )
+            await conn.execute(sql.UPSERT_DOCUMENT_TITLE, (doc.id, doc.title))
             await conn.executemany(
                 sql.INSERT_CHUNK,
                 [
