@@ -171,28 +171,35 @@ EVIDENCE_OF_RELATIONS = f"""
 
 # One hop: each entity outside :seen joined to :frontier by a relation (either
 # direction), with its best such relation; the best :room of them. A self-loop's other
-# end is its own end, which is in :seen, so it never leads anywhere.
+# end is its own end, which is in :seen, so it never leads anywhere. Links are ranked on
+# ids and confidences only; the relations' rows are read for the chosen :room alone (a
+# hub's frontier has thousands of links).
 WALK_LINKS = f"""
     WITH links AS (
-        SELECT r.target_id AS entity_id, r.source_id AS via, r.id AS rel
+        SELECT r.target_id AS entity_id, r.source_id AS via, r.id AS rel,
+               r.confidence AS confidence
         FROM relations AS r WHERE r.source_id IN (SELECT value FROM json_each(:frontier))
         UNION ALL
-        SELECT r.source_id, r.target_id, r.id
+        SELECT r.source_id, r.target_id, r.id, r.confidence
         FROM relations AS r WHERE r.target_id IN (SELECT value FROM json_each(:frontier))
     ),
     ranked AS (
-        SELECT l.entity_id, l.via, t.*,
+        SELECT l.entity_id, l.via, l.rel, l.confidence,
                ROW_NUMBER() OVER (
-                   PARTITION BY l.entity_id ORDER BY t.confidence DESC, t.id
+                   PARTITION BY l.entity_id ORDER BY l.confidence DESC, l.rel
                ) AS _rn
-        FROM links AS l JOIN relations AS t ON t.id = l.rel
+        FROM links AS l
         WHERE l.entity_id NOT IN (SELECT value FROM json_each(:seen))
+    ),
+    best AS (
+        SELECT entity_id, via, rel, confidence FROM ranked
+        WHERE _rn = 1
+        ORDER BY confidence DESC, entity_id
+        LIMIT :room
     )
-    SELECT t.entity_id AS entity_id, t.via AS via, {RELATION_COLUMNS}
-    FROM ranked AS t
-    WHERE t._rn = 1
-    ORDER BY t.confidence DESC, t.entity_id
-    LIMIT :room
+    SELECT b.entity_id AS entity_id, b.via AS via, {RELATION_COLUMNS}
+    FROM best AS b JOIN relations AS t ON t.id = b.rel
+    ORDER BY b.confidence DESC, b.entity_id
 """  # noqa: S608
 
 RELATIONS_AMONG = f"""
