@@ -1,10 +1,13 @@
 """GraphStore on one SQLite file: the embedded default (``KG_GRAPH_URL=sqlite://``).
 
-Two connections: a writer, whose transactions are serialised by a lock (one
-``BEGIN IMMEDIATE`` transaction per document write or delete), and a query-only
-reader. In WAL mode the reader sees the last committed state, never a write in progress,
-so reads do not wait for writes. Every read is a single statement, so it is consistent
-on its own (a page and its total come from the same snapshot).
+Connections: a writer, whose transactions are serialised by a lock (one
+``BEGIN IMMEDIATE`` transaction per document write or delete), and ``readers``
+query-only ones (two by default), each on its own thread. A read goes to the reader
+with the fewest reads in flight, so the reads one request runs at once (ask's walks and
+lookups) or two requests run side by side use both cores: SQLite lets go of the GIL
+while it steps. In WAL mode a reader sees the last committed state, never a write in
+progress, so reads do not wait for writes. Every read is a single statement, so it is
+consistent on its own (a page and its total come from the same snapshot).
 
 ``write_document`` replaces what an earlier write of the same document stored: it
 detaches the document's chunks, mentions and evidence, writes the bundle's, drops the
@@ -51,7 +54,7 @@ from app.adapters.sqlite_support import (
     translate_errors,
 )
 from app.adapters.stored_text import encode_optional_time, encode_time
-from app.domain.errors import BadInputError, UnavailableError
+from app.domain.errors import BadInputError, ConfigurationError, UnavailableError
 from app.domain.models import (
     Chunk,
     ChunkFilter,
@@ -76,25 +79,39 @@ from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
 
 T = TypeVar("T")
 
+# Query-only connections, each with its own thread: two cores here.
+DEFAULT_READERS = 2
+
 
 class SqliteGraphStore:
     """The graph in one SQLite file at ``path`` (parent directories are created)."""
 
     capabilities: frozenset[str] = frozenset({KEYWORD_SEARCH, TRANSACTIONS})
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        readers: int = DEFAULT_READERS,
+    ) -> None:
+        if readers < 1:
+            raise ConfigurationError(f"the graph store needs at least one reader, got {readers}")
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._in_flight: list[int] = []
         self._write_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Open both connections and migrate the schema; a second call does nothing."""
+        """Open the connections and migrate the schema; a second call does nothing."""
         async with self._write_lock:
             if self._writer is not None:
                 return
             writer = await open_connection(self.path, busy_timeout_ms=self._busy_timeout_ms)
+            readers: list[aiosqlite.Connection] = []
             try:
                 await migrate(
                     writer,
@@ -102,21 +119,27 @@ class SqliteGraphStore:
                     steps=GRAPH_MIGRATIONS,
                     what="graph",
                 )
-                reader = await open_connection(
-                    self.path, busy_timeout_ms=self._busy_timeout_ms, query_only=True
-                )
+                for _ in range(self._reader_count):
+                    readers.append(
+                        await open_connection(
+                            self.path, busy_timeout_ms=self._busy_timeout_ms, query_only=True
+                        )
+                    )
             except BaseException:
-                await writer.close()
+                for conn in [*readers, writer]:
+                    with suppress(Exception):
+                        await conn.close()
                 raise
-            self._writer, self._reader = writer, reader
+            self._writer, self._readers = writer, readers
+            self._in_flight = [0] * len(readers)
 
     async def close(self) -> None:
         async with self._write_lock:
-            writer, reader = self._writer, self._reader
-            self._writer = self._reader = None
+            writer, readers = self._writer, self._readers
+            self._writer, self._readers, self._in_flight = None, [], []
             with translate_errors("closing the graph store"):
                 try:
-                    if reader is not None:
+                    for reader in readers:
                         await reader.close()
                 finally:
                     if writer is not None:
@@ -447,9 +470,16 @@ class SqliteGraphStore:
         return [relation_row(r) for r in rows]
 
     async def _fetch(self, query: str, params: Mapping[str, Any], action: str) -> list[sqlite3.Row]:
-        conn = _started(self._reader)
-        with translate_errors(action):
-            return list(await conn.execute_fetchall(query, params))
+        if not self._readers:
+            raise UnavailableError("the SQLite graph store is not started")
+        readers, in_flight = self._readers, self._in_flight
+        n = min(range(len(readers)), key=in_flight.__getitem__)
+        in_flight[n] += 1
+        try:
+            with translate_errors(action):
+                return list(await readers[n].execute_fetchall(query, params))
+        finally:
+            in_flight[n] -= 1
 
 
 def _started(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:

@@ -914,8 +914,8 @@ async def test_sqlite_answers_a_batch_with_one_statement(tmp_path: Path) -> None
         for bundle in all_bundles():
             await store.write_document(bundle)
         statements: list[str] = []
-        assert store._reader is not None
-        await store._reader.set_trace_callback(statements.append)
+        for reader in store._readers:
+            await reader.set_trace_callback(statements.append)
         keys = [BABBAGE.id, LONDON.id, TURING.id, ADA.id]
         await store.relations_of_entities(keys, Direction.BOTH, PageRequest(offset=1, limit=1))
         await store.documents_of_entities(keys, ALL)
