@@ -75,6 +75,7 @@ bench-services: $(STAMP) services-up
 # Stores and embeddings are cached in ~/.cache/kg-bench (the first build is long).
 bench-latency: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.query_latency --sizes 10000 100000 --queries 300
+	$(BIN)/python -m tests.benchmarks.sqlite_readers --size 100000 --queries 300 --clients 1 2 4 --rounds 3
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.eval.ner
