@@ -99,9 +99,9 @@ class PipelineSettings(BaseModel):
     embedding_precision: Literal["fp32", "bf16"] = "fp32"
     torch_threads: int = Field(1, ge=1)
     query_threads: int = Field(
-        default_factory=lambda: min(2, os.cpu_count() or 1),
+        default_factory=lambda: 2 if (os.cpu_count() or 1) >= 4 else 1,
         ge=1,
-        description="ONNX Runtime threads embedding one query (default: 2, or 1 on one core)",
+        description="ONNX Runtime threads embedding one query (default: 2 from four cores)",
     )
     workers: int = Field(
         2, ge=0, description="batches of documents processed at once in process (0: none)"

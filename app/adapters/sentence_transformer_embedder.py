@@ -17,10 +17,10 @@ with the settings the encoder puts on its own tokenizer.
 One text (a query) goes through ONNX Runtime instead of torch when the model allows it
 (``onnx_query_encoder``: 8-11 ms instead of 19-27 ms per query here on one thread, the
 same vector to cosine 0.9999+). It takes no lock, so a query does not wait for an
-ingestion batch. It runs on ``query_threads`` threads (2 by default where there are two
-cores): the request waits on that one query, so a second thread shortens it when the
-other core is idle, and ONNX Runtime's threads sleep rather than spin, so a busy core
-costs milliseconds at the tail, not torch's hundred.
+ingestion batch. It runs on ``query_threads`` threads (the settings give 2 from four
+cores, else 1): a second thread shortens a query when another core is free and
+lengthens its tail when none is (tests/benchmarks/query_threads.py measures both), so on
+two shared cores one is the default.
 Batches stay on torch. Where the export is not possible (another model shape, bf16, a
 device other than the CPU, onnxruntime missing) single texts stay on torch too, and the
 reason is logged once at load.

@@ -73,10 +73,11 @@ def test_queries_run_on_the_threads_asked_for_with_the_same_vectors(onnx_cache: 
         assert cosine(two.embed([text])[0], expected) >= MIN_COSINE, text
 
 
-def test_the_settings_give_queries_two_threads_where_there_are_two_cores() -> None:
+def test_the_settings_give_queries_a_second_thread_from_four_cores() -> None:
     from app.config import PipelineSettings
 
-    assert PipelineSettings().query_threads == min(2, os.cpu_count() or 1)
+    assert PipelineSettings().query_threads == (2 if (os.cpu_count() or 1) >= 4 else 1)
+    assert PipelineSettings(query_threads=2).query_threads == 2
     with pytest.raises(ValueError, match="query_threads"):
         PipelineSettings(query_threads=0)
 

@@ -1,0 +1,110 @@
+"""One query's embedding on one ONNX Runtime thread against two, side by side.
+
+Why: ``KG_PIPELINE__QUERY_THREADS`` defaults to 2 where there are two cores; a request
+waits on that one embedding, so a second thread should shorten it when the other core
+is free, and costs something when it is not. This measures both: the embedder with 1
+and with 2 query threads, loaded side by side in this process, embedding the same real
+questions in alternation (1, 2, 1, 2, ...), so both see the same moments of a shared
+machine; then the same again with a busy loop holding the other core.
+
+    python -m tests.benchmarks.query_threads [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from app.config import load_settings
+from tests.benchmarks.common import write_section
+from tests.benchmarks.query_latency import load_average, questions, revision
+
+WARMUP = 20
+
+
+def _spin(stop: float) -> None:
+    """Keep one core busy until ``stop`` (a time.time())."""
+    while time.time() < stop:
+        pass
+
+
+def alternate(
+    embedders: Sequence[SentenceTransformerEmbedder], texts: Sequence[str]
+) -> list[list[float]]:
+    """Milliseconds per embedding for each embedder, the texts taken in alternation."""
+    times: list[list[float]] = [[] for _ in embedders]
+    for text in texts:
+        for n, embedder in enumerate(embedders):
+            started = time.perf_counter()
+            embedder.embed([text])
+            times[n].append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = load_settings().pipeline.embedding_model
+    embedders = [SentenceTransformerEmbedder(model=model, query_threads=n) for n in (1, 2)]
+    for embedder in embedders:
+        embedder.load()
+        if embedder.query_backend != "onnx":
+            raise SystemExit("queries are not on ONNX Runtime here: nothing to compare")
+    texts = questions(args.queries)
+    alternate(embedders, texts[:WARMUP])
+    loads = (load_average(), "")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    idle = alternate(embedders, texts)
+    spinner = multiprocessing.Process(target=_spin, args=(time.time() + 600,), daemon=True)
+    spinner.start()
+    try:
+        busy = alternate(embedders, texts)
+    finally:
+        spinner.terminate()
+        spinner.join()
+    lines = [
+        f"Measured {when} ({revision()}) on {os.cpu_count()} cores shared with other work "
+        f"(load average {loads[0]} at the start, {load_average()} at the end). {model} fp32, "
+        f"{len(texts)} real questions embedded one at a time through ONNX Runtime by two "
+        "embedders loaded side by side (1 and 2 query threads), in alternation; then again "
+        "with a busy loop in another process holding a core. Reproduce: "
+        f"`python -m tests.benchmarks.query_threads --queries {args.queries}`.",
+        "",
+        "| other core | threads | p50 ms | p95 ms | p99 ms | mean ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, runs in (("free", idle), ("busy", busy)):
+        for threads, times in zip((1, 2), runs, strict=True):
+            lines.append(
+                f"| {label} | {threads} | {pct(times, 0.5):.2f} | {pct(times, 0.95):.2f} | "
+                f"{pct(times, 0.99):.2f} | {statistics.fmean(times):.2f} |"
+            )
+    lines += [""]
+    for label, (one, two) in (("free", idle), ("busy", busy)):
+        lines.append(
+            f"- other core {label}: 2 threads / 1 thread at p50 "
+            f"**{pct(two, 0.5) / pct(one, 0.5):.2f}**, at p99 "
+            f"**{pct(two, 0.99) / pct(one, 0.99):.2f}**."
+        )
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("Query embedding: one ONNX thread or two", body)
+
+
+if __name__ == "__main__":
+    main()
