@@ -94,13 +94,7 @@ class KGGraphQL(GraphQL[Context, None]):
         extensions: list[Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._services = Services(
-            catalog=container.catalog,
-            search=container.search,
-            ingestion=container.ingestion,
-            answers=container.answers,
-            api_keys=container.api_keys,
-        )
+        self._services = services_of(container)
         self._auth = auth
         self._sessions = sessions
         super().__init__(build_schema(extensions=extensions), **kwargs)
@@ -169,6 +163,18 @@ class KGGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(offline_graphiql_html())
+
+
+def services_of(container: Container) -> Services:
+    """What the GraphQL layer is handed of a container (also what in-process callers of
+    the schema, tests and the eval harness, build their context from)."""
+    return Services(
+        catalog=container.catalog,
+        search=container.search,
+        ingestion=container.ingestion,
+        answers=container.answers,
+        api_keys=container.api_keys,
+    )
 
 
 def _query_limits(settings: Settings) -> QueryLimits:

@@ -19,10 +19,11 @@ from app.container import Container, build_container, make_embedder, make_extrac
 from app.domain.models import ChunkFilter, DocumentInput
 from app.observability.metrics import REGISTRY
 from app.security.authenticate import LOCAL_PRINCIPAL
+from app.server import services_of
 from app.services.extractive_generator import NOTHING_FOUND
 from app.services.question_retrieval import CANDIDATE_DEPTH
 from app.services.search import SearchMode
-from graphql_schema.context import Context, Services
+from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from tests.integration.corpus_run import ingest_all, sample_documents
 
@@ -63,13 +64,7 @@ async def container(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
 
 
 def context_of(c: Container) -> Context:
-    services = Services(
-        catalog=c.catalog,
-        search=c.search,
-        ingestion=c.ingestion,
-        answers=c.answers,
-        api_keys=c.api_keys,
-    )
+    services = services_of(c)
     return Context(services=services, request_id="ask", principal=LOCAL_PRINCIPAL)
 
 

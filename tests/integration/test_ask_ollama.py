@@ -20,7 +20,8 @@ from app.config import load_settings
 from app.container import Container, build_container, make_embedder, make_extractor
 from app.domain.models import DocumentInput
 from app.security.authenticate import LOCAL_PRINCIPAL
-from graphql_schema.context import Context, Services
+from app.server import services_of
+from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from tests.integration.corpus_run import ingest_all
 
@@ -71,13 +72,7 @@ async def container(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
 
 
 def context_of(c: Container) -> Context:
-    services = Services(
-        catalog=c.catalog,
-        search=c.search,
-        ingestion=c.ingestion,
-        answers=c.answers,
-        api_keys=c.api_keys,
-    )
+    services = services_of(c)
     return Context(services=services, request_id="ask-ollama", principal=LOCAL_PRINCIPAL)
 
 

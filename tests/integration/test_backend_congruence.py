@@ -40,7 +40,8 @@ from app.container import Container, build_container, make_embedder, make_extrac
 from app.domain.models import DocumentInput
 from app.ports.models import Embedder, Extractor
 from app.security.authenticate import LOCAL_PRINCIPAL
-from graphql_schema.context import Context, Services
+from app.server import services_of
+from graphql_schema.context import Context
 from graphql_schema.relay import decode_cursor
 from graphql_schema.schema import schema
 from tests.contract.conftest import _NEO4J_WIPE
@@ -148,13 +149,7 @@ async def backends(
 
 
 def context_of(c: Container) -> Context:
-    services = Services(
-        catalog=c.catalog,
-        search=c.search,
-        ingestion=c.ingestion,
-        answers=c.answers,
-        api_keys=c.api_keys,
-    )
+    services = services_of(c)
     return Context(services=services, request_id="congruence", principal=LOCAL_PRINCIPAL)
 
 

@@ -13,7 +13,8 @@ import pytest
 from app.config import load_settings
 from app.container import Container, build_container
 from app.security.authenticate import LOCAL_PRINCIPAL
-from graphql_schema.context import Context, Services
+from app.server import services_of
+from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from tests.contract.bundles import ADA, BABBAGE, ENGINE, LONDON, TURING, all_bundles, relation_id
 
@@ -47,13 +48,7 @@ async def container(tmp_path: Path) -> AsyncIterator[Container]:
 
 
 async def run(c: Container, document: str, **variables: Any) -> tuple[Any, list[Any]]:
-    services = Services(
-        catalog=c.catalog,
-        search=c.search,
-        ingestion=c.ingestion,
-        answers=c.answers,
-        api_keys=c.api_keys,
-    )
+    services = services_of(c)
     result = await schema.execute(
         document,
         variable_values=variables,

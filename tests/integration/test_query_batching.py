@@ -14,7 +14,8 @@ from app.container import Container, build_container
 from app.domain.models import DocumentBundle
 from app.observability.instrument import CallCounter
 from app.security.authenticate import LOCAL_PRINCIPAL
-from graphql_schema.context import Context, Services
+from app.server import services_of
+from graphql_schema.context import Context
 from graphql_schema.schema import schema
 from tests.contract.bundles import BundleBuilder, Spec
 
@@ -65,13 +66,7 @@ async def container(tmp_path: Path) -> AsyncIterator[Container]:
 async def run(c: Container, n: int) -> dict[str, int]:
     counter = CallCounter("graph")
     context = Context(
-        services=Services(
-            catalog=c.catalog,
-            search=c.search,
-            ingestion=c.ingestion,
-            answers=c.answers,
-            api_keys=c.api_keys,
-        ),
+        services=services_of(c),
         request_id="test",
         principal=LOCAL_PRINCIPAL,
     )
