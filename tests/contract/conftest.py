@@ -25,7 +25,6 @@ from pathlib import Path
 
 import neo4j
 import pytest
-import redis.asyncio
 
 from app.adapters.neo4j_connection import Neo4jConnection
 from app.adapters.neo4j_graph_store import Neo4jGraphStore
@@ -35,6 +34,7 @@ from app.adapters.sqlite_job_store import SqliteJobStore
 from app.ports.graph_store import GraphStore
 from app.ports.job_store import JobStore
 from tests.contract.bundles import all_bundles
+from tests.support.redis_keys import delete_keys
 
 GraphStoreFactory = Callable[[Path], GraphStore]
 JobStoreFactory = Callable[[Path], JobStore]
@@ -108,14 +108,7 @@ async def _redis_test_keys_deleted() -> AsyncIterator[None]:
     url = os.environ.get(REDIS_URL_VAR)
     if not url or not _redis_namespaces:
         return
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        for namespace in sorted(_redis_namespaces):
-            keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
-            if keys:
-                await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_keys(url, *(f"{namespace}:*" for namespace in sorted(_redis_namespaces)))
     _redis_namespaces.clear()
 
 

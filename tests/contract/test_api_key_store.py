@@ -36,6 +36,7 @@ from app.domain.errors import (
     UnavailableError,
 )
 from app.ports.api_key_store import ApiKeyStore, StoredApiKey
+from tests.support.redis_keys import delete_keys
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 _REDIS_URL = os.environ.get("KG_TEST_REDIS_URL", "")
@@ -71,13 +72,7 @@ def stored_key(
 
 
 async def _delete_namespace(namespace: str) -> None:
-    client = redis.asyncio.Redis.from_url(_REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{namespace}*:*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_keys(_REDIS_URL, f"{namespace}*:*")
 
 
 @pytest.fixture(params=["redis", "sqlite"])

@@ -32,6 +32,7 @@ from app.domain.errors import (
     UnavailableError,
 )
 from app.ports.rate_limiter import Bucket, RateLimiter
+from tests.support.redis_keys import delete_keys
 
 REDIS_URL_VAR = "KG_TEST_REDIS_URL"
 SLOW = 0.01  # tokens per second: a test's own duration refills almost nothing
@@ -46,13 +47,7 @@ def _redis_url() -> str:
 
 
 async def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis.asyncio.Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_keys(url, f"{prefix}*")
 
 
 LimiterFactory = Callable[[], Awaitable[RateLimiter]]

@@ -47,6 +47,7 @@ from graphql_schema.rate_limit import rate_limits
 from graphql_schema.schema import KGSchema, build_schema
 from tests.support.graphql_client import subscription
 from tests.support.live_server import free_port
+from tests.support.redis_keys import delete_keys
 
 SLOW = 0.01
 POLICY = RateLimitSettings(
@@ -307,13 +308,7 @@ def redis_url() -> str:
 async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     prefix = f"kgtest-rl-{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_keys(redis_url, f"{prefix}*")
 
 
 async def test_two_app_processes_share_buckets_in_redis(
