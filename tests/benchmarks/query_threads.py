@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import statistics
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from datetime import UTC, datetime
 from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from app.config import load_settings
 from tests.benchmarks.common import write_section
+from tests.benchmarks.latency_client import stats
 from tests.benchmarks.query_latency import load_average, questions, revision
 
 WARMUP = 20
@@ -45,11 +45,6 @@ def alternate(
             embedder.embed([text])
             times[n].append((time.perf_counter() - started) * 1000)
     return times
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -89,16 +84,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     for label, runs in (("free", idle), ("busy", busy)):
         for threads, times in zip((1, 2), runs, strict=True):
+            t = stats(times)
             lines.append(
-                f"| {label} | {threads} | {pct(times, 0.5):.2f} | {pct(times, 0.95):.2f} | "
-                f"{pct(times, 0.99):.2f} | {statistics.fmean(times):.2f} |"
+                f"| {label} | {threads} | {t.p50:.2f} | {t.p95:.2f} | {t.p99:.2f} | {t.mean:.2f} |"
             )
     lines += [""]
-    for label, (one, two) in (("free", idle), ("busy", busy)):
+    for label, runs in (("free", idle), ("busy", busy)):
+        one, two = (stats(times) for times in runs)
         lines.append(
-            f"- other core {label}: 2 threads / 1 thread at p50 "
-            f"**{pct(two, 0.5) / pct(one, 0.5):.2f}**, at p99 "
-            f"**{pct(two, 0.99) / pct(one, 0.99):.2f}**."
+            f"- other core {label}: 2 threads / 1 thread at p50 **{two.p50 / one.p50:.2f}**, "
+            f"at p99 **{two.p99 / one.p99:.2f}**."
         )
     body = "\n".join(lines)
     print(body)
