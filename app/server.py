@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -66,8 +67,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
         rid = given if 0 < len(given) <= 128 and given.isprintable() else new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         bind_request_id(rid)

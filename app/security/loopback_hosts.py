@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.security.auth_setup import is_loopback
@@ -43,8 +44,7 @@ class LoopbackHostsOnly:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        host = headers.get(b"host", b"").decode("latin-1")
+        host = Headers(scope=scope).get("host", "")
         if is_loopback_host(host):
             await self.app(scope, receive, send)
             return
