@@ -1,10 +1,11 @@
 """One text's sentence embedding through ONNX Runtime: the query path of the embedder.
 
 Why: a query is one short text, and there torch's eager forward is mostly per-operator
-overhead and skinny matrix products. all-MiniLM-L6-v2 took 19-27 ms p50 per query on one
-torch thread on this project's machines (2-core AMD EPYC, AVX2), ONNX Runtime 8-11 ms on
-one thread for the same vector; two torch threads were no cure (seconds at p99 on busy
-cores). Batches (ingestion) stay on torch.
+overhead and skinny matrix products. In the latency benchmark's in-process column
+(tests/benchmarks/query_latency.py) all-MiniLM-L6-v2 took 19-27 ms p50 per query on one
+torch thread in its runs before this path existed, and takes 8-10 ms here through ONNX
+Runtime for the same vector; more torch threads made the tail worse on busy cores.
+Batches (ingestion) stay on torch.
 
 The graph is exported from the loaded model itself: its transformer, then mean pooling
 and normalisation exactly as its Pooling and Normalize modules compute them, so it holds

@@ -7,9 +7,9 @@ only while the WAL is enabled, so we take ours first and fail with a ``ConflictE
 naming the path.
 
 The engine is blocking. A search runs inline, on the event loop: qdrant-edge-py 0.9 holds
-the GIL for the whole of a query (py-spy found the querying thread holding it in 799 of
-800 samples), so a worker thread bought no concurrency, only two thread hops that cost
-0.5-2 ms on busy cores, as much as the search itself at 100k points. Every other call
+the GIL for the whole of a query (seen with py-spy in development), so a worker thread
+bought no concurrency, only two thread hops, which on busy cores cost about as much as
+the search itself at 100k points. Every other call
 runs in a worker thread; writes are serialised by one asyncio lock (reads run beside
 them: the engine is safe for concurrent readers).
 
@@ -22,11 +22,10 @@ points. The threshold bounds the part searched by brute force (the appendable se
 Caveat: qdrant-edge-py 0.9 holds the GIL inside ``optimize``, so an index build pauses
 the whole process (event loop included) although it runs in a worker thread. Hence
 ``MAX_SEGMENT_SIZE_KB``: it bounds the longest build (~10 s on 2 busy cores) at the cost
-of searching several segments at 100k points. Measured on the benchmark's 100k store of
-real chunk embeddings (4 HNSW segments and the appendable one), 300 real questions:
-2.0 ms of CPU per search at ``HNSW_EF`` 64, recall@10 0.990 against exact search (exact:
-13 ms). The same points in one segment: 0.6 ms at ef 64 but recall 0.971, 0.84 ms at
-ef 96 (0.986); merging them into it held the GIL for 100-240 s.
+of searching several segments at 100k points (four HNSW segments and the appendable one
+in the benchmark's store; merging them into one froze the process for minutes in
+development). tests/benchmarks/query_latency.py reports the search's time and its
+recall@10 against exact search on that store.
 
 Quantization. Each segment also keeps int8 copies of its vectors (scalar quantization,
 0.99 quantile, in RAM: a quarter of the float vectors' memory). The HNSW walk compares
@@ -34,8 +33,7 @@ the int8 copies, and the best ``QUANTIZED_OVERSAMPLING`` x ef candidates are res
 with the float vectors, so the ranking is by exact cosine while most of the comparisons
 are four times smaller. A store written before quantization was configured gets its int8
 copies at its next open (``optimize``, once, before the server is ready; it holds the
-GIL as above). The benchmark (tests/benchmarks/query_latency.py)
-reports this search's time and its recall@10 against exact search.
+GIL as above).
 """
 
 from __future__ import annotations
@@ -79,9 +77,8 @@ INDEXING_THRESHOLD_KB = 4_000
 # single index build (a GIL pause, see above) at the cost of searching a few segments
 # at 100k points instead of one. Raise it where search latency matters more than pauses.
 MAX_SEGMENT_SIZE_KB = 40_000
-# Search effort: candidates kept per segment (at least k). 64 gave recall@10 of 1.0 on
-# clustered 384-d data at 100k points, at about half the latency of the default 100;
-# on real embeddings at 100k (see above) 0.990, against 0.983 at 48 and 0.972 at 32.
+# Search effort: candidates kept per segment (at least k): about half the latency of
+# Qdrant's default 100; the benchmark reports the recall it keeps on real embeddings.
 HNSW_EF = 64
 # Candidates rescored with the float vectors, per candidate the int8 walk would keep.
 QUANTIZED_OVERSAMPLING = 2.0

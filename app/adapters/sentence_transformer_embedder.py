@@ -15,7 +15,7 @@ with truncation and padding off: counting needs no model in memory, and it never
 with the settings the encoder puts on its own tokenizer.
 
 One text (a query) goes through ONNX Runtime instead of torch when the model allows it
-(``onnx_query_encoder``: 8-11 ms instead of 19-27 ms per query here on one thread, the
+(``onnx_query_encoder``: about a third of torch's time per query here, the
 same vector to cosine 0.9999+). It takes no lock, so a query does not wait for an
 ingestion batch. It runs on ``query_threads`` threads (the settings give 2 from four
 cores, else 1): a second thread shortens a query when another core is free and
