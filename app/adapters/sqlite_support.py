@@ -58,6 +58,30 @@ def translate_errors(action: str) -> Iterator[None]:
         raise error_from(exc, action) from exc
 
 
+def open_inline_reader(path: Path) -> sqlite3.Connection:
+    """A query-only connection for the event loop's own thread: rows as ``sqlite3.Row``
+    and no busy wait (``busy_timeout`` 0), so a statement that would have to wait fails
+    at once with SQLITE_BUSY instead of stalling the loop; its caller then reads
+    through a threaded reader, which may wait. The file must exist (the writer made it)."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot open SQLite file {path}: {exc}") from exc
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise error_from(exc, f"opening {path}") from exc
+    return conn
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file is busy or locked (transient)."""
+    return isinstance(error_from(exc, ""), UnavailableError)
+
+
 async def open_connection(
     path: Path, *, busy_timeout_ms: int, query_only: bool = False
 ) -> aiosqlite.Connection:
