@@ -6,9 +6,16 @@ the size in bytes, the token count (comments included, as graphql-core's ``max_t
 counts them), and how deeply selection sets nest (deeper than the depth limit can only
 be refused later, so it is refused now, before the parser recurses into it).
 A text the lexer cannot read is left to the parser, which reports the syntax error.
+
+Texts that pass are remembered (up to ``PASSED_TEXTS``, each at most
+``PASSED_TEXT_BYTES``): clients send the same few documents again and again, as the
+parser and validation caches also count on, and lexing one costs tens of microseconds
+per request. A refusal is never remembered, so it is raised anew each time.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from graphql import GraphQLError, Source, TokenKind
 from graphql.language import Lexer
@@ -20,8 +27,26 @@ _OPEN_VALUE = (TokenKind.PAREN_L, TokenKind.BRACKET_L)
 _CLOSE_VALUE = (TokenKind.PAREN_R, TokenKind.BRACKET_R)
 
 
+PASSED_TEXTS = 1024
+PASSED_TEXT_BYTES = 16_384
+
+
 def check_document_text(text: str, limits: QueryLimits) -> None:
     """Raise BadInputError (size, tokens) or QueryTooComplexError (nesting)."""
+    if len(text) <= PASSED_TEXT_BYTES // 4:  # at most 4 bytes a character in UTF-8
+        _passes(text, limits)
+    else:
+        _check(text, limits)
+
+
+@lru_cache(maxsize=PASSED_TEXTS)
+def _passes(text: str, limits: QueryLimits) -> bool:
+    """``_check``, remembered when it passes (lru_cache does not keep exceptions)."""
+    _check(text, limits)
+    return True
+
+
+def _check(text: str, limits: QueryLimits) -> None:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limits.max_document_bytes:
         raise BadInputError(

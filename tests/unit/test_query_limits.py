@@ -359,3 +359,23 @@ async def test_invalid_documents_keep_their_validation_errors(limited: KGSchema)
 def test_limits_must_be_positive_whole_numbers(field: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=field):
         QueryLimits(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_passed_text_is_remembered_and_a_refused_one_refused_every_time() -> None:
+    """The lexing pass is skipped for a text that passed under the same limits; a
+    refusal is never remembered, and other limits check the text anew."""
+    from graphql_schema.limits import document
+
+    text = "{ a { b { c } } }"
+    document._passes.cache_clear()
+    check_document_text(text, QueryLimits())
+    check_document_text(text, QueryLimits())
+    assert document._passes.cache_info().hits == 1
+    for _ in range(2):  # same text, tighter limits: refused, and again
+        with pytest.raises(QueryTooComplexError, match="depth limit of 2"):
+            check_document_text(text, QueryLimits(max_depth=2))
+    assert document._passes.cache_info().currsize == 1
+    big = "{ " + "a " * (document.PASSED_TEXT_BYTES // 2) + "}"  # over the remembered size
+    with pytest.raises(BadInputError, match="tokens"):
+        check_document_text(big, QueryLimits())
+    assert document._passes.cache_info().currsize == 1
