@@ -341,7 +341,9 @@ async def test_vectors_of_the_wrong_dimension_are_refused(vector_store: VectorSt
     assert await vector_store.count() == 0
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize(
+    "bad", [math.nan, math.inf, -math.inf, 1e200]
+)  # 1e200: its square overflows
 async def test_non_finite_vectors_are_refused(vector_store: VectorStore, bad: float) -> None:
     vector = [0.1] * EMBEDDER_DIM
     vector[5] = bad
