@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import platform
 import re
@@ -57,6 +56,7 @@ from app.domain.models import DocumentInput
 from app.observability.logging import configure_logging
 from app.ports.models import Embedder, Extractor
 from app.security.authenticate import LOCAL_PRINCIPAL
+from app.server import services_of
 from graphql_schema.context import Context, Services
 from graphql_schema.schema import schema
 from tests.benchmarks.common import SHARED, read_jsonl
@@ -213,17 +213,6 @@ async def ingest(container: Container, paragraphs: Sequence[dict[str, Any]]) -> 
                 flush=True,
             )
     return time.perf_counter() - started
-
-
-def services_of(container: Container) -> Services:
-    """The API's services, taken from the container by the names ``Services`` declares
-    (so a service added to the context, such as answers, is picked up)."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(Services):
-        if not hasattr(container, f.name):
-            raise SystemExit(f"the container has no {f.name!r}, which the context needs")
-        values[f.name] = getattr(container, f.name)
-    return Services(**values)
 
 
 # --- running the modes -----------------------------------------------------------------
