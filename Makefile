@@ -76,6 +76,7 @@ bench-services: $(STAMP) services-up
 bench-latency: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.query_latency --sizes 10000 100000 --queries 300
 	$(BIN)/python -m tests.benchmarks.sqlite_readers --size 100000 --queries 300 --clients 1 2 4 --rounds 3
+	$(BIN)/python -m tests.benchmarks.query_precision --queries 400
 
 eval: $(STAMP)
 	$(BIN)/python -m tests.eval.ner

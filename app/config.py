@@ -103,6 +103,14 @@ class PipelineSettings(BaseModel):
         ge=1,
         description="ONNX Runtime threads embedding one query (default: 2 from four cores)",
     )
+    query_precision: Literal["fp32", "int8"] = Field(
+        "int8",
+        description=(
+            "weights embedding one query: int8 (0.6x fp32's time, query vectors a little "
+            "off the stored fp32 ones; recall@5 unchanged on the dev QA sets: "
+            "tests/benchmarks/query_precision.py) or fp32"
+        ),
+    )
     workers: int = Field(
         2, ge=0, description="batches of documents processed at once in process (0: none)"
     )

@@ -195,6 +195,7 @@ def make_embedder(settings: Settings) -> Embedder:
         precision=p.embedding_precision,
         threads=p.torch_threads,
         query_threads=p.query_threads,
+        query_precision=p.query_precision,
     )
 
 

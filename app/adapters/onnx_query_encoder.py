@@ -15,34 +15,66 @@ model's files, torch's and onnx's versions and ``EXPORT_FORMAT``: the same input
 the same name on any machine, a changed model a new one. It is written to a temporary
 file and renamed, so a crash or a concurrent start never leaves half a file behind.
 
+``precision="int8"`` serves that export with its weights quantized to int8 (ONNX
+Runtime's dynamic quantization, one scale per output channel; activations are quantized
+on the fly). It trades a little of the vector for speed: a query's vector moves slightly
+away from the fp32 one, while the stored vectors stay fp32 from torch's batches, so it
+may cost retrieval quality. tests/benchmarks/query_precision.py measures both sides
+(time per query, and recall on the dev QA sets with fp32 and int8 queries) and states
+when int8 is worth it. The quantized file is cached beside the export, named after it,
+the precision, ``QUANTIZE_FORMAT`` and onnxruntime's version, and written the same way.
+
 A model of another shape (another pooling, a Dense layer, a prompt, inputs other than
 ``input_ids`` / ``attention_mask`` / ``token_type_ids``) is not exported. ``build`` also
 compares the session with the torch model on probe texts and refuses one whose vectors
-differ (cosine under ``MIN_COSINE``): stored vectors must stay comparable with queries.
-Every refusal is a ``ConfigurationError``; the embedder then keeps queries on torch.
+differ (cosine under ``MIN_COSINE``, or ``MIN_COSINE_INT8`` for int8): stored vectors
+must stay comparable with queries. Every refusal is a ``ConfigurationError``; the
+embedder then keeps queries on torch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from app.domain.errors import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-__all__ = ["EXPORT_FORMAT", "MIN_COSINE", "OnnxQueryEncoder", "default_cache_dir"]
+QueryPrecision = Literal["fp32", "int8"]
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "MIN_COSINE",
+    "MIN_COSINE_INT8",
+    "PRECISIONS",
+    "QUANTIZE_FORMAT",
+    "OnnxQueryEncoder",
+    "QueryPrecision",
+    "default_cache_dir",
+]
 
 EXPORT_FORMAT = 1  # bump when the exported graph changes: old files are then not reused
+QUANTIZE_FORMAT = 1  # bump when the quantization changes: old int8 files are then not reused
 OPSET = 17
+PRECISIONS: tuple[QueryPrecision, ...] = get_args(QueryPrecision)
 MIN_COSINE = 0.9999  # against the torch model, on every probe text
+# int8 weights move a vector by design: by under 0.01 cosine on a typical question
+# (tests/benchmarks/query_precision.py reports it on real ones) and more on a one-token
+# text (the "x" probe, the worst of the probes, sits just above 0.98), so the fp32 bar
+# cannot apply. 0.97 still refuses a broken graph, and weights quantized per tensor
+# rather than per channel, which fall well below it on these probes.
+MIN_COSINE_INT8 = 0.97
+_MIN_COSINES: dict[str, float] = {"fp32": MIN_COSINE, "int8": MIN_COSINE_INT8}
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _PROBES = (
     "Who founded the university, and when?",
@@ -61,24 +93,49 @@ def default_cache_dir() -> Path:
 class OnnxQueryEncoder:
     """Unit-length embeddings of single texts from an ONNX Runtime session."""
 
-    def __init__(self, session: Any, tokenizer: Tokenizer, inputs: Sequence[str]) -> None:
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Tokenizer,
+        inputs: Sequence[str],
+        precision: QueryPrecision = "fp32",
+    ) -> None:
         self._session = session
         self._tokenizer = tokenizer
         self._inputs = tuple(inputs)
+        self.precision: QueryPrecision = precision
 
     @classmethod
-    def build(cls, model: Any, model_dir: Path, cache_dir: Path, threads: int) -> OnnxQueryEncoder:
-        """The encoder of a loaded ``SentenceTransformer`` (``model``), exported on first
-        use; ``ConfigurationError`` when the model cannot be served this way."""
+    def build(
+        cls,
+        model: Any,
+        model_dir: Path,
+        cache_dir: Path,
+        threads: int,
+        precision: QueryPrecision = "fp32",
+    ) -> OnnxQueryEncoder:
+        """The encoder of a loaded ``SentenceTransformer`` (``model``), exported (and for
+        ``int8`` quantized) on first use; ``ConfigurationError`` when the model cannot be
+        served this way or ``precision`` is neither ``fp32`` nor ``int8``."""
+        if precision not in PRECISIONS:
+            raise ConfigurationError(
+                f"no ONNX query path in precision {precision!r}: fp32 or int8",
+                precision=precision,
+            )
         ort = _onnxruntime()
         inputs = _supported_inputs(model)
         tokenizer = _private_tokenizer(model)
-        file = cache_dir / f"{_fingerprint(model_dir)}.onnx"
+        export = cache_dir / f"{_fingerprint(model_dir)}.onnx"
+        file = export if precision == "fp32" else _quantized_file(export)
         session = _cached_session(ort, file, threads)
         if session is None:
-            _export(model, inputs, tokenizer, file)
+            # int8 is made from the export: reuse it when it loads, else export again.
+            if precision == "fp32" or _cached_session(ort, export, 1) is None:
+                _export(model, inputs, tokenizer, export)
+            if precision == "int8":
+                _quantize(export, file)
             session = _session(ort, file, threads)
-        encoder = cls(session, tokenizer, inputs)
+        encoder = cls(session, tokenizer, inputs, precision)
         encoder._check_against(model)
         return encoder
 
@@ -103,13 +160,14 @@ class OnnxQueryEncoder:
 
         with torch.inference_mode():
             expected = model.encode(list(_PROBES), convert_to_numpy=True, normalize_embeddings=True)
+        threshold = _MIN_COSINES[self.precision]
         for text, want in zip(_PROBES, expected, strict=True):
             got = self.encode(text)
             cosine = float(sum(a * float(b) for a, b in zip(got, want, strict=True)))
-            if cosine < MIN_COSINE:
+            if cosine < threshold:
                 raise ConfigurationError(
-                    f"the ONNX export disagrees with the model (cosine {cosine:.6f} on "
-                    f"{text[:40]!r}); queries stay on torch"
+                    f"the {self.precision} ONNX model disagrees with the model (cosine "
+                    f"{cosine:.6f} < {threshold} on {text[:40]!r}); queries stay on torch"
                 )
 
 
@@ -219,6 +277,57 @@ def _export(model: Any, inputs: tuple[str, ...], tokenizer: Tokenizer, file: Pat
     finally:
         transformer.train(was_training)  # the exporter restores modes; make sure
         Path(tmp).unlink(missing_ok=True)
+
+
+def _quantized_file(export: Path) -> Path:
+    """Where the int8 model made from ``export`` is kept: beside it, named after it, the
+    quantization's format and the quantizer's (onnxruntime's) version."""
+    (version,) = _versions("onnxruntime")
+    ort_version = version.split()[-1]
+    return export.with_name(f"{export.stem}.int8-q{QUANTIZE_FORMAT}-ort{ort_version}.onnx")
+
+
+def _quantize(export: Path, file: Path) -> None:
+    """The export with int8 weights (one scale per output channel), at ``file``."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigurationError(f"no int8 ONNX query path: {exc}") from exc
+    fd, tmp = tempfile.mkstemp(prefix=".quantize-", suffix=".onnx", dir=file.parent)
+    os.close(fd)
+    try:
+        # Given the model itself (not its path), the quantizer keeps its intermediate
+        # files in a private temporary directory rather than beside the export, where
+        # two starts at once would share them.
+        with _no_preprocessing_advice():
+            quantize_dynamic(
+                onnx.load(str(export)), tmp, weight_type=QuantType.QInt8, per_channel=True
+            )
+        os.replace(tmp, file)
+    except Exception as exc:  # onnx or the quantizer fails on a file or a graph
+        raise ConfigurationError(f"cannot quantize the ONNX model {export} to int8: {exc}") from exc
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class _DropPreprocessingAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
+@contextmanager
+def _no_preprocessing_advice() -> Iterator[None]:
+    """The quantizer logs, on the root logger, advice to pre-process the graph first
+    (shape inference and graph fusions, meant for static quantization of image models);
+    the int8 model is measured as quantized here, so the advice is noise."""
+    root = logging.getLogger()
+    advice = _DropPreprocessingAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _cached_session(ort: Any, file: Path, threads: int) -> Any:

@@ -20,7 +20,9 @@ same vector to cosine 0.9999+). It takes no lock, so a query does not wait for a
 ingestion batch. It runs on ``query_threads`` threads (the settings give 2 from four
 cores, else 1): a second thread shortens a query when another core is free and
 lengthens its tail when none is (tests/benchmarks/query_threads.py measures both), so on
-two shared cores one is the default.
+two shared cores one is the default. ``query_precision="int8"`` serves queries from
+int8 weights instead: faster, at the price of query vectors a little off the stored
+fp32 ones (tests/benchmarks/query_precision.py measures the time and the recall).
 Batches stay on torch. Where the export is not possible (another model shape, bf16, a
 device other than the CPU, onnxruntime missing) single texts stay on torch too, and the
 reason is logged once at load.
@@ -40,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
-from app.adapters.onnx_query_encoder import OnnxQueryEncoder, default_cache_dir
+from app.adapters.onnx_query_encoder import PRECISIONS as QUERY_PRECISIONS
+from app.adapters.onnx_query_encoder import OnnxQueryEncoder, QueryPrecision, default_cache_dir
 from app.domain.errors import BackendError, BadInputError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
 
 Precision = Literal["fp32", "bf16"]
 
-__all__ = ["Precision", "SentenceTransformerEmbedder", "resolve_model_path"]
+__all__ = ["Precision", "QueryPrecision", "SentenceTransformerEmbedder", "resolve_model_path"]
 
 
 _SAME_LENGTH = 0.6  # texts at least this fraction of a batch's longest share its batch
@@ -70,25 +73,35 @@ class SentenceTransformerEmbedder:
         onnx_queries: bool = True,
         onnx_cache: Path | None = None,
         query_threads: int = 1,
+        query_precision: QueryPrecision = "fp32",
     ) -> None:
         """``threads``: torch's, for batches; ``onnx_queries``: embed single texts with
         ONNX Runtime where the model allows it (see the module docstring), on
         ``query_threads`` threads (the caller waits on one query, so a second core
-        shortens it); ``onnx_cache``: where the export is kept (default
-        ``~/.cache/kg-server/onnx``)."""
-        if batch_size < 1 or threads < 1 or query_threads < 1 or precision not in ("fp32", "bf16"):
+        shortens it), from fp32 or int8 weights (``query_precision``); ``onnx_cache``:
+        where the export is kept (default ``~/.cache/kg-server/onnx``)."""
+        if (
+            batch_size < 1
+            or threads < 1
+            or query_threads < 1
+            or precision not in ("fp32", "bf16")
+            or query_precision not in QUERY_PRECISIONS
+        ):
             raise ConfigurationError(
-                "embedder: batch_size and threads must be >= 1, precision fp32 or bf16",
+                "embedder: batch_size and threads must be >= 1, precision fp32 or bf16, "
+                "query_precision fp32 or int8",
                 batch_size=batch_size,
                 threads=threads,
                 query_threads=query_threads,
                 precision=precision,
+                query_precision=query_precision,
             )
         self.name = model
         self.batch_size = batch_size
         self.precision: Precision = precision
         self.threads = threads
         self.query_threads = query_threads
+        self.query_precision: QueryPrecision = query_precision
         self.device = device
         self.onnx_queries = onnx_queries and precision == "fp32" and device == "cpu"
         self._onnx_cache = onnx_cache
@@ -174,7 +187,11 @@ class SentenceTransformerEmbedder:
     def _build_query_encoder(self, model: Any, path: Path) -> OnnxQueryEncoder | None:
         try:
             return OnnxQueryEncoder.build(
-                model, path, self._onnx_cache or default_cache_dir(), self.query_threads
+                model,
+                path,
+                self._onnx_cache or default_cache_dir(),
+                self.query_threads,
+                self.query_precision,
             )
         # Any refusal or failure leaves queries on torch: slower, never wrong.
         except (ConfigurationError, BackendError, OSError) as exc:

