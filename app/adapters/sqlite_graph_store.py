@@ -9,6 +9,13 @@ while it steps. In WAL mode a reader sees the last committed state, never a writ
 progress, so reads do not wait for writes. Every read is a single statement, so it is
 consistent on its own (a page and its total come from the same snapshot).
 
+A keyword search is split by chunk seq into ranges, one per idle reader (each range at
+least ``KEYWORD_PART_ROWS`` chunks), run side by side and merged: FTS5 computes bm25 for
+every chunk that holds any of the words, which is most of a search's time when common
+words match thousands of chunks, and a range's scores are the whole table's (bm25's
+idf and average length are table-wide), so the best k of the parts' best k are exactly
+the whole search's. A busy store (readers in flight) searches in one piece.
+
 Point reads (the graph version, and records by id, up to ``INLINE_MAX_KEYS`` ids) run
 on the event loop's own thread, through one more query-only connection: an index lookup
 takes tens of microseconds there, while the hop to a reader thread and back costs a few
@@ -30,6 +37,7 @@ be had in time the call fails with a retryable ``UnavailableError``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -88,8 +96,13 @@ from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
 
 T = TypeVar("T")
 
+_MIN_ROWID, _MAX_ROWID = -(2**63), 2**63 - 1
+
 # Query-only connections, each with its own thread: two cores here.
 DEFAULT_READERS = 2
+# A keyword search is split only into ranges of at least this many chunks: below it,
+# the hop to a second reader costs more than the scoring it shares.
+KEYWORD_PART_ROWS = 20_000
 # Reads of records by id run on the event loop's thread up to this many ids (ten hits'
 # chunks take ~0.1 ms there); more go to a reader, not to hold the loop.
 INLINE_MAX_KEYS = 64
@@ -106,10 +119,16 @@ class SqliteGraphStore:
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         readers: int = DEFAULT_READERS,
+        keyword_part_rows: int = KEYWORD_PART_ROWS,
     ) -> None:
         if readers < 1:
             raise ConfigurationError(f"the graph store needs at least one reader, got {readers}")
+        if keyword_part_rows < 1:
+            raise ConfigurationError(
+                f"keyword_part_rows must be at least 1, got {keyword_part_rows}"
+            )
         self.path = path
+        self._keyword_part_rows = keyword_part_rows
         self._busy_timeout_ms = busy_timeout_ms
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
@@ -425,21 +444,48 @@ class SqliteGraphStore:
         match = fts_query(query)
         if matches_nothing(k, filter) or match is None:
             return []
+        params: dict[str, Any] = {"match": match, "k": k}
         if filter.document_ids is None and filter.entity_types is None:
-            query, params = sql.KEYWORD_SEARCH, {"match": match, "k": k}
+            query = sql.KEYWORD_SEARCH
         else:
             query = sql.KEYWORD_SEARCH_FILTERED
-            params = {
-                "match": match,
-                "k": k,
-                "documents": None if filter.document_ids is None else id_list(filter.document_ids),
-                "types": None if filter.entity_types is None else id_list(filter.entity_types),
-            }
-        rows = await self._fetch(query, params, "searching chunk text")
-        return [
-            ChunkHit(chunk_id=r["chunk_id"], document_id=r["document_id"], score=r["score"])
-            for r in rows
-        ]
+            params["documents"] = (
+                None if filter.document_ids is None else id_list(filter.document_ids)
+            )
+            params["types"] = None if filter.entity_types is None else id_list(filter.entity_types)
+        parts = await asyncio.gather(
+            *(
+                self._fetch(query, {**params, "lo": lo, "hi": hi}, "searching chunk text")
+                for lo, hi in await self._keyword_ranges()
+            )
+        )
+        ranked = sorted(itertools.chain(*parts), key=lambda r: (-r["score"], r["seq"]))
+        # The parts are separate statements: a document rewritten between them could show
+        # a chunk in two of them, under its old seq and its new one. It is listed once.
+        hits: dict[str, ChunkHit] = {}
+        for r in ranked:
+            if len(hits) == k:
+                break
+            hits.setdefault(
+                r["chunk_id"],
+                ChunkHit(chunk_id=r["chunk_id"], document_id=r["document_id"], score=r["score"]),
+            )
+        return list(hits.values())
+
+    async def _keyword_ranges(self) -> list[tuple[int, int]]:
+        """The chunk seq ranges a keyword search runs as (see the module docstring): one
+        per idle reader, each of at least ``keyword_part_rows`` seqs; one covering every
+        seq when the store is busy or small."""
+        idle = self._in_flight.count(0)
+        if idle > 1:
+            (row,) = await self._point(sql.CHUNK_SEQ_RANGE, {}, "searching chunk text")
+            if row["lo"] is not None:
+                lo, hi = int(row["lo"]), int(row["hi"])
+                n = min(idle, (hi - lo + 1) // self._keyword_part_rows)
+                if n > 1:
+                    cuts = [lo + (hi - lo + 1) * i // n for i in range(n + 1)]
+                    return [(cuts[i], cuts[i + 1] - 1) for i in range(n)]
+        return [(_MIN_ROWID, _MAX_ROWID)]
 
     async def search_entities(self, words: Sequence[str], k: int) -> list[Entity]:
         terms = entity_search_terms(words, k)

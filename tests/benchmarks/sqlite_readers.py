@@ -5,7 +5,9 @@ thread; SQLite lets go of the GIL while it steps), so reads that run at once (on
 ``ask``'s walks and lookups, or several clients) can use both cores. This measures what
 that buys, side by side in one run: the keyword searches of real questions (the
 heaviest read a request makes) against the benchmark's 100k-chunk store, ``--clients``
-at a time, with 1 and with 2 readers, alternated over ``--rounds``.
+at a time, with 1 and with 2 readers, alternated over ``--rounds``. With two readers
+idle, one search is split by chunk seq across both (see ``SqliteGraphStore``), so one
+at a time also reports each search's latency: what the split buys a lone client.
 
     python -m tests.benchmarks.sqlite_readers [--size 100000] [--queries 300] [--clients 1 2 4]
         [--rounds 3]
@@ -31,29 +33,42 @@ from app.container import make_embedder, make_extractor
 from app.domain.models import ChunkFilter
 from tests.benchmarks import chunk_stores
 from tests.benchmarks.common import write_section
+from tests.benchmarks.latency_client import stats
 from tests.benchmarks.query_latency import load_average, questions, revision
 
 K = 50  # HYBRID's keyword depth
 
 
-async def timed_run(store: SqliteGraphStore, queries: Sequence[str], clients: int) -> float:
-    """Seconds to run every query's keyword search, ``clients`` at a time."""
+async def timed_run(
+    store: SqliteGraphStore, queries: Sequence[str], clients: int
+) -> tuple[float, list[float]]:
+    """Seconds to run every query's keyword search, ``clients`` at a time, and each
+    search's milliseconds."""
     pending = list(queries)
+    latencies: list[float] = []
 
     async def client() -> None:
         while pending:
-            await store.keyword_search(pending.pop(), K, ChunkFilter())
+            query = pending.pop()
+            started = time.perf_counter()
+            await store.keyword_search(query, K, ChunkFilter())
+            latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, latencies
+
+
+Key = tuple[int, int]  # (readers, clients)
 
 
 async def measure(
     path: str, queries: Sequence[str], clients: Sequence[int], rounds: int
-) -> dict[tuple[int, int], list[float]]:
-    """Searches per second by (readers, clients), one figure per round."""
-    rates: dict[tuple[int, int], list[float]] = {}
+) -> tuple[dict[Key, list[float]], dict[Key, list[float]]]:
+    """Searches per second by (readers, clients), one figure per round; and every
+    search's milliseconds by (readers, clients), all rounds together."""
+    rates: dict[Key, list[float]] = {}
+    latencies: dict[Key, list[float]] = {}
     for _ in range(rounds):
         for n in clients:
             for readers in (1, 2):
@@ -61,15 +76,17 @@ async def measure(
                 await store.start()
                 try:
                     await timed_run(store, queries[:50], n)  # warm the page cache
-                    seconds = await timed_run(store, queries, n)
+                    seconds, each = await timed_run(store, queries, n)
                 finally:
                     await store.close()
                 rates.setdefault((readers, n), []).append(len(queries) / seconds)
-    return rates
+                latencies.setdefault((readers, n), []).extend(each)
+    return rates, latencies
 
 
 def report(
-    rates: dict[tuple[int, int], list[float]],
+    rates: dict[Key, list[float]],
+    latencies: dict[Key, list[float]],
     args: argparse.Namespace,
     queries: int,
     loads: tuple[str, str],
@@ -94,9 +111,24 @@ def report(
         lines.append(f"| {n} | {one:.0f} | {two:.0f} | **{two / one:.2f}x** |")
     lines += [
         "",
-        "Medians of the rounds. One search at a time shows what a second reader costs a",
-        "lone client (nothing, or noise); more at a time, what it buys.",
+        "Medians of the rounds. One search at a time, two readers split each search in two",
+        "ranges run side by side; more at a time, the readers serve searches side by side.",
     ]
+    if 1 in args.clients:
+        whole, split = stats(latencies[(1, 1)]), stats(latencies[(2, 1)])
+        lines += [
+            "",
+            "One search at a time, each search's latency (ms, all rounds):",
+            "",
+            "| readers | p50 | p95 | p99 | max |",
+            "|---|---|---|---|---|",
+            f"| 1 (whole search) | {whole.p50:.2f} | {whole.p95:.2f} | {whole.p99:.2f} "
+            f"| {whole.max:.2f} |",
+            f"| 2 (split in two) | {split.p50:.2f} | {split.p95:.2f} | {split.p99:.2f} "
+            f"| {split.max:.2f} |",
+            "",
+            f"2 / 1: p50 **{split.p50 / whole.p50:.2f}x**, p99 **{split.p99 / whole.p99:.2f}x**.",
+        ]
     return "\n".join(lines)
 
 
@@ -117,8 +149,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     loads = (load_average(), "")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     path = str(info.path / "graph.sqlite3")
-    rates = asyncio.run(measure(path, queries, args.clients, args.rounds))
-    body = report(rates, args, len(queries), (loads[0], load_average()), when)
+    rates, latencies = asyncio.run(measure(path, queries, args.clients, args.rounds))
+    body = report(rates, latencies, args, len(queries), (loads[0], load_average()), when)
     print(body)
     if not args.no_write:
         write_section("SQLite reads: one reader against two", body)
