@@ -16,6 +16,7 @@ from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.domain.errors import ConfigurationError
 from app.domain.models import ChunkFilter
 from tests.contract.bundles import all_bundles
+from tests.contract.sqlite_reads import record_reads
 
 QUERIES = ("Babbage London engine", "worked", "the", "Babbage Turing loom", "engine")
 
@@ -38,26 +39,16 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteGraphStore, Sqlite
         await split.close()
 
 
-def _keyword_reads(store: SqliteGraphStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The readers (by index) keyword searches went through, in order."""
-    served: list[int] = []
-    for n, conn in enumerate(store._readers):
-        original = conn.execute_fetchall
-
-        async def counted(query: str, *args: Any, _n: int = n, _run: Any = original) -> Any:
-            if "chunks_fts MATCH" in query:
-                served.append(_n)
-            return await _run(query, *args)
-
-        monkeypatch.setattr(conn, "execute_fetchall", counted)
-    return served
+def keyword_readers(reads: list[tuple[int, str]]) -> list[int]:
+    """The readers (by index) the keyword statements among ``reads`` went to, in order."""
+    return [n for n, query in reads if "chunks_fts MATCH" in query]
 
 
 async def test_a_split_search_finds_what_the_whole_search_finds(
     stores: tuple[SqliteGraphStore, SqliteGraphStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     split, whole = stores
-    served = _keyword_reads(split, monkeypatch)
+    reads = record_reads(split, monkeypatch)
     bundles = all_bundles()
     filters = [
         ChunkFilter(),
@@ -70,9 +61,9 @@ async def test_a_split_search_finds_what_the_whole_search_finds(
         for f in filters:
             full = await whole.keyword_search(query, 50, f)
             for k in range(1, len(full) + 2):
-                before = len(served)
+                before = len(reads)
                 assert await split.keyword_search(query, k, f) == full[:k], (query, f, k)
-                assert served[before:] == [0, 1]  # two ranges, one on each reader
+                assert keyword_readers(reads[before:]) == [0, 1]  # a range on each reader
                 compared += 1
     assert compared > 40
 
@@ -92,10 +83,10 @@ async def test_a_busy_store_searches_in_one_piece(
     busy = asyncio.create_task(split.stats())  # in flight on reader 0 until the gate opens
     await asyncio.sleep(0.05)
     assert split._in_flight == [1, 0]
-    served = _keyword_reads(split, monkeypatch)
+    reads = record_reads(split, monkeypatch)
     hits = await split.keyword_search("Babbage London engine", 10, ChunkFilter())
     assert hits == await whole.keyword_search("Babbage London engine", 10, ChunkFilter())
-    assert served == [1]  # one statement, on the idle reader
+    assert keyword_readers(reads) == [1]  # one statement, on the idle reader
     gate.set()
     assert (await busy).documents == len(all_bundles())
 
@@ -106,9 +97,9 @@ async def test_a_small_store_is_not_split(tmp_path: Path, monkeypatch: pytest.Mo
     try:
         for bundle in all_bundles():
             await store.write_document(bundle)
-        served = _keyword_reads(store, monkeypatch)
+        reads = record_reads(store, monkeypatch)
         assert await store.keyword_search("engine", 5, ChunkFilter())
-        assert served == [0]
+        assert keyword_readers(reads) == [0]
     finally:
         await store.close()
 

@@ -17,6 +17,7 @@ from app.adapters.sqlite_graph_sql import GET_CHUNKS, GRAPH_VERSION
 from app.adapters.sqlite_graph_store import DEFAULT_READERS, INLINE_MAX_KEYS, SqliteGraphStore
 from app.domain.errors import BackendError, ConfigurationError, UnavailableError
 from tests.contract.bundles import babbage_bundle
+from tests.contract.sqlite_reads import record_reads
 
 
 async def test_a_read_goes_to_the_reader_with_the_fewest_reads_in_flight(
@@ -81,20 +82,6 @@ async def test_reads_after_close_are_unavailable(tmp_path: Path) -> None:
         await store.stats()
 
 
-def _count_reader_calls(store: SqliteGraphStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements that went through the threaded readers, recorded as they go."""
-    seen: list[str] = []
-    for conn in store._readers:
-        original = conn.execute_fetchall
-
-        async def counted(query: str, *args: Any, _run: Any = original) -> Any:
-            seen.append(query)
-            return await _run(query, *args)
-
-        monkeypatch.setattr(conn, "execute_fetchall", counted)
-    return seen
-
-
 async def test_point_reads_run_inline_and_large_ones_go_to_a_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -103,17 +90,17 @@ async def test_point_reads_run_inline_and_large_ones_go_to_a_reader(
     try:
         bundle = babbage_bundle()
         await store.write_document(bundle)
-        through_readers = _count_reader_calls(store, monkeypatch)
+        reads = record_reads(store, monkeypatch)
         ids = [c.id for c in bundle.chunks]
         assert await store.version() == 1
         assert [c.id if c else None for c in await store.get_chunks(ids)] == ids
         docs = await store.get_documents([bundle.document.id, "missing"])
         assert [d.title if d else None for d in docs] == [bundle.document.title, None]
-        assert through_readers == []  # all inline
+        assert reads == []  # all inline
         many = ids + [f"missing-{n}" for n in range(INLINE_MAX_KEYS)]
         found = await store.get_chunks(many)
         assert [c.id for c in found if c] == ids and found[len(ids) :] == [None] * INLINE_MAX_KEYS
-        assert len(through_readers) == 1  # past the bound: one read through a reader
+        assert [q for _, q in reads] == [GET_CHUNKS]  # past the bound: through a reader
     finally:
         await store.close()
 
@@ -136,12 +123,12 @@ async def test_a_point_read_goes_to_a_reader_when_the_file_is_busy(
     try:
         bundle = babbage_bundle()
         await store.write_document(bundle)
-        through_readers = _count_reader_calls(store, monkeypatch)
+        reads = record_reads(store, monkeypatch)
         monkeypatch.setattr(store, "_inline", _BusyConnection())
         assert await store.version() == 1
         chunks = await store.get_chunks([bundle.chunks[0].id])
         assert [c.id for c in chunks if c] == [bundle.chunks[0].id]
-        assert through_readers == [GRAPH_VERSION, GET_CHUNKS]
+        assert [q for _, q in reads] == [GRAPH_VERSION, GET_CHUNKS]
     finally:
         monkeypatch.setattr(store, "_inline", inline)
         await store.close()
