@@ -217,7 +217,9 @@ RELATIONS_AMONG = f"""
 # Both forms read the chunks whose seq is in [:lo, :hi] (all of them, or one part of a
 # split search: FTS5 walks only that range of its index, and bm25's statistics stay the
 # whole table's, so a part's scores are the same as the whole search's).
-CHUNK_SEQ_RANGE = "SELECT min(seq) AS lo, max(seq) AS hi FROM chunks"
+# Two subqueries: SQLite answers a lone min() or max() with one seek in the index, but
+# scans the whole table for both in one SELECT.
+CHUNK_SEQ_RANGE = "SELECT (SELECT min(seq) FROM chunks) AS lo, (SELECT max(seq) FROM chunks) AS hi"
 
 KEYWORD_SEARCH = """
     SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score,
