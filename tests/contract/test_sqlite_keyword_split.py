@@ -6,12 +6,14 @@ filters, for every k); it is split only when readers are idle, and only into ran
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from app.adapters.sqlite_graph_sql import CHUNK_SEQ_RANGE
 from app.adapters.sqlite_graph_store import SqliteGraphStore
 from app.domain.errors import ConfigurationError
 from app.domain.models import ChunkFilter
@@ -117,3 +119,15 @@ async def test_an_empty_store_searches_in_one_piece(tmp_path: Path) -> None:
 def test_a_part_size_below_one_is_a_configuration_error(tmp_path: Path, rows: int) -> None:
     with pytest.raises(ConfigurationError, match="keyword_part_rows"):
         SqliteGraphStore(tmp_path / "graph.sqlite3", keyword_part_rows=rows)
+
+
+async def test_the_seq_range_is_read_by_index_seeks_not_a_scan(tmp_path: Path) -> None:
+    """Read on the event loop's thread before every split search: a scan of the chunks
+    table there (what min() and max() in one SELECT do) would hold the loop."""
+    store = SqliteGraphStore(tmp_path / "graph.sqlite3")
+    await store.start()
+    await store.close()
+    with sqlite3.connect(tmp_path / "graph.sqlite3") as db:
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + CHUNK_SEQ_RANGE)]
+    assert plan and not any(step.startswith("SCAN chunks") for step in plan), plan
+    assert sum(step.startswith("SEARCH chunks") for step in plan) == 2
