@@ -39,14 +39,18 @@ _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _BUSY_WORDS = ("database is locked", "database table is locked", "database is busy")
 
 
-def error_from(exc: sqlite3.Error, action: str) -> KGError:
-    """Our error for a driver error: busy and locked are transient, the rest are not."""
-    message = str(exc)
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file is busy or locked (transient)."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
-    if primary in _BUSY_CODES or any(word in message.lower() for word in _BUSY_WORDS):
-        return UnavailableError(f"SQLite is busy while {action}: {message}", retryable=True)
-    return BackendError(f"SQLite failed while {action}: {message}", retryable=False)
+    return primary in _BUSY_CODES or any(word in str(exc).lower() for word in _BUSY_WORDS)
+
+
+def error_from(exc: sqlite3.Error, action: str) -> KGError:
+    """Our error for a driver error: busy and locked are transient, the rest are not."""
+    if is_busy(exc):
+        return UnavailableError(f"SQLite is busy while {action}: {exc}", retryable=True)
+    return BackendError(f"SQLite failed while {action}: {exc}", retryable=False)
 
 
 @contextmanager
@@ -75,11 +79,6 @@ def open_inline_reader(path: Path) -> sqlite3.Connection:
         conn.close()
         raise error_from(exc, f"opening {path}") from exc
     return conn
-
-
-def is_busy(exc: sqlite3.Error) -> bool:
-    """Whether ``exc`` says the file is busy or locked (transient)."""
-    return isinstance(error_from(exc, ""), UnavailableError)
 
 
 async def open_connection(
