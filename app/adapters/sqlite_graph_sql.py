@@ -210,6 +210,11 @@ RELATIONS_AMONG = f"""
 
 # --- search and counts ---------------------------------------------------------------
 
+# The seqs a split keyword search cuts into ranges. Two subqueries: SQLite answers a
+# lone min() or max() with one seek in the index, but scans the whole table for both in
+# one SELECT.
+CHUNK_SEQ_RANGE = "SELECT (SELECT min(seq) FROM chunks) AS lo, (SELECT max(seq) FROM chunks) AS hi"
+
 # bm25() is lower-is-better and negative; its negation is a positive score. Ties go to
 # the chunk stored first (its seq, the FTS rowid). Without filters the best k are
 # chosen inside the FTS table and only they are joined to their chunks: joining every
@@ -217,10 +222,6 @@ RELATIONS_AMONG = f"""
 # Both forms read the chunks whose seq is in [:lo, :hi] (all of them, or one part of a
 # split search: FTS5 walks only that range of its index, and bm25's statistics stay the
 # whole table's, so a part's scores are the same as the whole search's).
-# Two subqueries: SQLite answers a lone min() or max() with one seek in the index, but
-# scans the whole table for both in one SELECT.
-CHUNK_SEQ_RANGE = "SELECT (SELECT min(seq) FROM chunks) AS lo, (SELECT max(seq) FROM chunks) AS hi"
-
 KEYWORD_SEARCH = """
     SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score,
            best.seq AS seq

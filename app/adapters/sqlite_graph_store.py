@@ -97,6 +97,7 @@ from app.ports.graph_store import KEYWORD_SEARCH, TRANSACTIONS
 T = TypeVar("T")
 
 _MIN_ROWID, _MAX_ROWID = -(2**63), 2**63 - 1
+NOT_STARTED = "the SQLite graph store is not started"
 
 # Query-only connections, each with its own thread: two cores here.
 DEFAULT_READERS = 2
@@ -537,7 +538,7 @@ class SqliteGraphStore:
         reader when the file is busy, since this connection never waits."""
         conn = self._inline
         if conn is None:
-            raise UnavailableError("the SQLite graph store is not started")
+            raise UnavailableError(NOT_STARTED)
         try:
             return conn.execute(query, params).fetchall()
         except sqlite3.Error as exc:
@@ -547,7 +548,7 @@ class SqliteGraphStore:
 
     async def _fetch(self, query: str, params: Mapping[str, Any], action: str) -> list[sqlite3.Row]:
         if not self._readers:
-            raise UnavailableError("the SQLite graph store is not started")
+            raise UnavailableError(NOT_STARTED)
         readers, in_flight = self._readers, self._in_flight
         n = min(range(len(readers)), key=in_flight.__getitem__)
         in_flight[n] += 1
@@ -560,7 +561,7 @@ class SqliteGraphStore:
 
 def _started(conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
     if conn is None:
-        raise UnavailableError("the SQLite graph store is not started")
+        raise UnavailableError(NOT_STARTED)
     return conn
 
 
