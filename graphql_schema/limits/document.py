@@ -7,8 +7,8 @@ counts them), and how deeply selection sets nest (deeper than the depth limit ca
 be refused later, so it is refused now, before the parser recurses into it).
 A text the lexer cannot read is left to the parser, which reports the syntax error.
 
-Texts that pass are remembered (up to ``PASSED_TEXTS``, each at most
-``PASSED_TEXT_BYTES``): clients send the same few documents again and again, as the
+Texts that pass are remembered (up to ``PASSED_TEXTS``, each of at most
+``PASSED_TEXT_CHARS`` characters): clients send the same few documents again and again, as the
 parser and validation caches also count on, and lexing one costs tens of microseconds
 per request. A refusal is never remembered, so it is raised anew each time.
 """
@@ -28,12 +28,12 @@ _CLOSE_VALUE = (TokenKind.PAREN_R, TokenKind.BRACKET_R)
 
 
 PASSED_TEXTS = 1024
-PASSED_TEXT_BYTES = 16_384
+PASSED_TEXT_CHARS = 4_096  # at most 16 KB of UTF-8 each
 
 
 def check_document_text(text: str, limits: QueryLimits) -> None:
     """Raise BadInputError (size, tokens) or QueryTooComplexError (nesting)."""
-    if len(text) <= PASSED_TEXT_BYTES // 4:  # at most 4 bytes a character in UTF-8
+    if len(text) <= PASSED_TEXT_CHARS:
         _passes(text, limits)
     else:
         _check(text, limits)

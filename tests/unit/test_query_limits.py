@@ -375,7 +375,7 @@ def test_a_passed_text_is_remembered_and_a_refused_one_refused_every_time() -> N
         with pytest.raises(QueryTooComplexError, match="depth limit of 2"):
             check_document_text(text, QueryLimits(max_depth=2))
     assert document._passes.cache_info().currsize == 1
-    big = "{ " + "a " * (document.PASSED_TEXT_BYTES // 2) + "}"  # over the remembered size
+    big = "{ " + "a " * 2 * document.PASSED_TEXT_CHARS + "}"  # over the remembered size
     with pytest.raises(BadInputError, match="tokens"):
         check_document_text(big, QueryLimits())
     assert document._passes.cache_info().currsize == 1
