@@ -286,6 +286,17 @@ def test_int8_single_texts_stay_within_their_bound_of_the_torch_batch(
         (fp32,) = embedder.embed([text])
         assert max(abs(x - y) for x, y in zip(query, fp32, strict=True)) > 1e-4, "quantized"
     print(f"int8 vs torch on {len(TEXTS)} texts: lowest cosine {min(cosines):.4f}")
+    for a, b in zip(stored, embedder.embed(TEXTS), strict=True):  # batches stay fp32 torch
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+    # Still a query embedding: a paraphrase stays far closer than an unrelated text.
+    cat, kitten, tax = (
+        "The cat sat on the mat.",
+        "A kitten was sitting on the rug.",
+        ("Quarterly tax filings are due at the end of April."),
+    )
+    (query,) = int8_embedder.embed([cat])
+    near, far = int8_embedder.embed([kitten, tax])
+    assert cosine(query, near) > cosine(query, far) + 0.3
 
 
 @pytest.mark.slow
