@@ -25,6 +25,7 @@ import numpy as np
 
 from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from tests.benchmarks.common import SHARED, read_jsonl, write_section
+from tests.eval.qa_metrics import mean, recall_at_k, reciprocal_rank
 
 
 def qa_set(name: str, questions: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -46,20 +47,15 @@ def retrieval(
     q_vecs = np.array(em.embed([q["question"] for q in qs]), dtype=np.float32)
     ids = [d["id"] for d in docs]
     ranks = np.argsort(-(q_vecs @ doc_vecs.T), axis=1)
+    rankings = [[ids[i] for i in row] for row in ranks]
     out: dict[str, float] = {"docs_per_s": len(docs) / seconds}
     for k in (2, 5, 10):
-        hits = 0
-        for q, row in zip(qs, ranks, strict=True):
-            top = {ids[i] for i in row[:k]}
-            hits += all(s in top for s in q["supporting_doc_ids"])
-        out[f"recall@{k}"] = hits / len(qs)
-    mrr = 0.0
-    for q, row in zip(qs, ranks, strict=True):
-        support = set(q["supporting_doc_ids"])
-        for rank, i in enumerate(row, start=1):
-            if ids[i] in support:
-                mrr += 1 / rank
-                break
+        out[f"recall@{k}"] = mean(
+            [recall_at_k(r, q["supporting_doc_ids"], k) for q, r in zip(qs, rankings, strict=True)]
+        )
+    mrr = sum(
+        reciprocal_rank(r, q["supporting_doc_ids"]) for q, r in zip(qs, rankings, strict=True)
+    )
     out["mrr"] = mrr / len(qs)
     return out
 
@@ -77,7 +73,7 @@ def main() -> None:
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     for precision in ("fp32", "bf16"):
-        em = SentenceTransformerEmbedder(precision=precision, threads=1)  # type: ignore[arg-type]
+        em = SentenceTransformerEmbedder(precision=precision, threads=1)
         em.load()
         em.embed(["warm up"] * 4)
         results[precision] = {name: retrieval(em, qs, docs) for name, (qs, docs) in sets.items()}

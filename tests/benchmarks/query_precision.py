@@ -10,12 +10,12 @@ may rank them differently. This measures both sides.
 - Quality: dense retrieval, brute force, on the dev QA sets: single-hop (all its
   questions and paragraphs) and multi-hop (all its questions, over their closed corpus).
   Paragraphs are embedded once by the embedder's torch batch path, as ingestion stores
-  them (cached under ``~/.cache/kg-bench/qa-vectors``, keyed by a digest of the model and
-  the texts); each question is embedded alone, as the server embeds a query, by the fp32
-  and by the int8 ONNX encoder. recall@k counts a question when all its supporting
-  paragraphs are in the top k; MRR is of the first supporting paragraph (as
-  ``tests.benchmarks.precision`` scores them). Also the cosine between the two vectors
-  of each question.
+  them (kept by ``chunk_stores.VectorCache`` under ``~/.cache/kg-bench/embeddings``, by
+  model and text); each question is embedded alone, as the server embeds a query, by the
+  fp32 and by the int8 ONNX encoder. recall@k counts a question when all its supporting
+  paragraphs are in the top k; MRR is of the first supporting paragraph (both with
+  ``tests.eval.qa_metrics``, as the eval harness scores them). Also the cosine between
+  the two vectors of each question.
 - Speed: two embedders loaded side by side (fp32 and int8 queries, one ONNX Runtime
   thread each) embed the same real questions one at a time, in alternation (the order
   swapped at every question), so both see the same moments of a shared machine.
@@ -28,7 +28,6 @@ fp32's (1/200 = 0.005 with 200 questions per set).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import statistics
@@ -44,15 +43,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 
-from app.adapters.onnx_query_encoder import _fingerprint
 from app.adapters.sentence_transformer_embedder import QueryPrecision, SentenceTransformerEmbedder
 from app.config import load_settings
+from tests.benchmarks import chunk_stores
 from tests.benchmarks.common import write_section
 from tests.benchmarks.latency_client import Stats, stats
 from tests.benchmarks.precision import qa_set
 from tests.benchmarks.query_latency import load_average, questions, revision
+from tests.eval.qa_metrics import recall_at_k, reciprocal_rank
 
-CACHE = Path.home() / ".cache" / "kg-bench" / "qa-vectors"
 PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
 KS = (2, 5, 10)
 GATED_KS = (5, 10)
@@ -70,25 +69,6 @@ class Retrieval:
         return self.hits[k] / self.questions
 
 
-def doc_vectors(embedder: SentenceTransformerEmbedder, texts: Sequence[str]) -> np.ndarray:
-    """Unit rows of ``texts`` from the embedder's torch batches, as ingestion stores
-    chunks; computed once per model and texts, then read from the cache."""
-    digest = hashlib.sha256(f"{_fingerprint(embedder.path)}\0fp32 torch\0".encode())
-    for text in texts:
-        digest.update(text.encode() + b"\0")
-    file = CACHE / f"{digest.hexdigest()[:24]}.npy"
-    if file.is_file():
-        cached: np.ndarray = np.load(file)
-        if cached.shape == (len(texts), embedder.dimension):
-            return cached
-    vectors = np.array(embedder.embed(list(texts)), dtype=np.float32)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, file)
-    return vectors
-
-
 def query_vectors(embedder: SentenceTransformerEmbedder, texts: Sequence[str]) -> np.ndarray:
     """One text at a time, as the server embeds a query (the ONNX path)."""
     return np.array([embedder.embed([t])[0] for t in texts], dtype=np.float32)
@@ -100,17 +80,15 @@ def retrieval(
     qs: Sequence[dict[str, Any]],
     ids: Sequence[str],
 ) -> Retrieval:
+    """Brute-force rankings of the paragraphs, scored as the eval harness scores them."""
     ranks = np.argsort(-(q_vecs @ doc_vecs.T), axis=1, kind="stable")
     hits = dict.fromkeys(KS, 0)
     mrr = 0.0
     for q, row in zip(qs, ranks, strict=True):
-        support = set(q["supporting_doc_ids"])
+        ranking = [ids[i] for i in row]
         for k in KS:
-            hits[k] += support <= {ids[i] for i in row[:k]}
-        for rank, i in enumerate(row, start=1):
-            if ids[i] in support:
-                mrr += 1 / rank
-                break
+            hits[k] += int(recall_at_k(ranking, q["supporting_doc_ids"], k))
+        mrr += reciprocal_rank(ranking, q["supporting_doc_ids"])
     return Retrieval(len(qs), hits, mrr / len(qs))
 
 
@@ -197,12 +175,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "single-hop": qa_set("singlehop_dev", None),
         "multi-hop": qa_set("multihop_dev", 200),
     }
+    # As ingestion stores them (torch batches, fp32), cached by model and text.
+    paragraph_vectors = chunk_stores.VectorCache(embedders["fp32"])
     described = {}
     quality: dict[str, dict[str, Retrieval]] = {}
     moved: list[np.ndarray] = []
     for name, (qs, docs) in sets.items():
         texts = [f"{d['title']}\n{d['text']}" for d in docs]
-        doc_vecs = doc_vectors(embedders["fp32"], texts)
+        doc_vecs = np.array(paragraph_vectors.vectors(texts, log), dtype=np.float32)
         log(f"{name}: {len(docs)} paragraphs embedded (or read from the cache)")
         ids = [d["id"] for d in docs]
         asked = [q["question"] for q in qs]
