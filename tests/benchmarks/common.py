@@ -1,11 +1,16 @@
-"""Shared pieces of the benchmark scripts: data loading and RESULTS.md sections."""
+"""Shared pieces of the benchmark scripts: data loading, RESULTS.md sections, and timing
+embedders side by side."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from app.ports.models import Embedder
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -34,3 +39,17 @@ def write_section(heading: str, body: str, results: Path = RESULTS) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     results.write_text(text, encoding="utf-8")
+
+
+def alternate(embedders: Sequence[Embedder], texts: Sequence[str]) -> list[list[float]]:
+    """Milliseconds per single-text embedding for each embedder, all embedding the same
+    texts in turn (which goes first swaps at every text), so that they see the same
+    moments of a shared machine."""
+    times: list[list[float]] = [[] for _ in embedders]
+    for n, text in enumerate(texts):
+        order = range(len(embedders)) if n % 2 == 0 else reversed(range(len(embedders)))
+        for i in order:
+            started = time.perf_counter()
+            embedders[i].embed([text])
+            times[i].append((time.perf_counter() - started) * 1000)
+    return times

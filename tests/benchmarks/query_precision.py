@@ -46,7 +46,7 @@ import numpy as np
 from app.adapters.sentence_transformer_embedder import QueryPrecision, SentenceTransformerEmbedder
 from app.config import load_settings
 from tests.benchmarks import chunk_stores
-from tests.benchmarks.common import write_section
+from tests.benchmarks.common import alternate, write_section
 from tests.benchmarks.latency_client import Stats, stats
 from tests.benchmarks.precision import qa_set
 from tests.benchmarks.query_latency import load_average, questions, revision
@@ -97,20 +97,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     )
     return dots
-
-
-def alternate(
-    embedders: Sequence[SentenceTransformerEmbedder], texts: Sequence[str]
-) -> list[list[float]]:
-    """Milliseconds per embedding for each embedder; which goes first swaps per text."""
-    times: list[list[float]] = [[] for _ in embedders]
-    for n, text in enumerate(texts):
-        order = range(len(embedders)) if n % 2 == 0 else reversed(range(len(embedders)))
-        for i in order:
-            started = time.perf_counter()
-            embedders[i].embed([text])
-            times[i].append((time.perf_counter() - started) * 1000)
-    return times
 
 
 def cpu_flags() -> str:

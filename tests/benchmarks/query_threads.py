@@ -1,11 +1,12 @@
 """One query's embedding on one ONNX Runtime thread against two, side by side.
 
-Why: ``KG_PIPELINE__QUERY_THREADS`` defaults to 2 where there are two cores; a request
-waits on that one embedding, so a second thread should shorten it when the other core
-is free, and costs something when it is not. This measures both: the embedder with 1
-and with 2 query threads, loaded side by side in this process, embedding the same real
-questions in alternation (1, 2, 1, 2, ...), so both see the same moments of a shared
-machine; then the same again with a busy loop holding the other core.
+Why: a request waits on that one embedding, so a second thread should shorten it when
+another core is free, and costs something when none is; which of the two wins decides
+``KG_PIPELINE__QUERY_THREADS``'s default (1 on two cores, 2 from four). This measures
+both: the embedder with 1 and with 2 query threads (the settings' query precision),
+loaded side by side in this process, embedding the same real questions in turn
+(``common.alternate``), so both see the same moments of a shared machine; then the same
+again with a busy loop holding the other core.
 
     python -m tests.benchmarks.query_threads [--queries 300]
 """
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 
 from app.adapters.sentence_transformer_embedder import SentenceTransformerEmbedder
 from app.config import load_settings
-from tests.benchmarks.common import write_section
+from tests.benchmarks.common import alternate, write_section
 from tests.benchmarks.latency_client import stats
 from tests.benchmarks.query_latency import load_average, questions, revision
 
@@ -34,27 +35,18 @@ def _spin(stop: float) -> None:
         pass
 
 
-def alternate(
-    embedders: Sequence[SentenceTransformerEmbedder], texts: Sequence[str]
-) -> list[list[float]]:
-    """Milliseconds per embedding for each embedder, the texts taken in alternation."""
-    times: list[list[float]] = [[] for _ in embedders]
-    for text in texts:
-        for n, embedder in enumerate(embedders):
-            started = time.perf_counter()
-            embedder.embed([text])
-            times[n].append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = load_settings().pipeline.embedding_model
-    embedders = [SentenceTransformerEmbedder(model=model, query_threads=n) for n in (1, 2)]
+    pipeline = load_settings().pipeline
+    model, precision = pipeline.embedding_model, pipeline.query_precision
+    embedders = [
+        SentenceTransformerEmbedder(model=model, query_threads=n, query_precision=precision)
+        for n in (1, 2)
+    ]
     for embedder in embedders:
         embedder.load()
         if embedder.query_backend != "onnx":
@@ -73,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         spinner.join()
     lines = [
         f"Measured {when} ({revision()}) on {os.cpu_count()} cores shared with other work "
-        f"(load average {loads[0]} at the start, {load_average()} at the end). {model} fp32, "
-        f"{len(texts)} real questions embedded one at a time through ONNX Runtime by two "
-        "embedders loaded side by side (1 and 2 query threads), in alternation; then again "
+        f"(load average {loads[0]} at the start, {load_average()} at the end). {model}, queries from "
+        f"{precision} weights, {len(texts)} real questions embedded one at a time through "
+        "ONNX Runtime by two embedders loaded side by side (1 and 2 query threads), in turn "
+        "(which goes first swaps at every question); then again "
         "with a busy loop in another process holding a core. Reproduce: "
         f"`python -m tests.benchmarks.query_threads --queries {args.queries}`.",
         "",
