@@ -18,9 +18,9 @@ One text (a query) goes through ONNX Runtime instead of torch when the model all
 (``onnx_query_encoder``: about a third of torch's time per query here, the
 same vector to cosine 0.9999+). It takes no lock, so a query does not wait for an
 ingestion batch. It runs on ``query_threads`` threads (the settings give 2 from four
-cores, else 1): a second thread shortens a query when another core is free and
-lengthens its tail when none is (tests/benchmarks/query_threads.py measures both), so on
-two shared cores one is the default. ``query_precision="int8"`` serves queries from
+cores, else 1): a second thread can only help when another core is free, and costs
+when none is; tests/benchmarks/query_threads.py measures both, and on two shared cores
+it did not pay, so one is the default there. ``query_precision="int8"`` serves queries from
 int8 weights instead: faster, at the price of query vectors a little off the stored
 fp32 ones (tests/benchmarks/query_precision.py measures the time and the recall).
 Batches stay on torch. Where the export is not possible (another model shape, bf16, a
@@ -77,8 +77,8 @@ class SentenceTransformerEmbedder:
     ) -> None:
         """``threads``: torch's, for batches; ``onnx_queries``: embed single texts with
         ONNX Runtime where the model allows it (see the module docstring), on
-        ``query_threads`` threads (the caller waits on one query, so a second core
-        shortens it), from fp32 or int8 weights (``query_precision``); ``onnx_cache``:
+        ``query_threads`` threads (the caller waits on one query, which a second
+        core may shorten), from fp32 or int8 weights (``query_precision``); ``onnx_cache``:
         where the export is kept (default ``~/.cache/kg-server/onnx``)."""
         if (
             batch_size < 1
