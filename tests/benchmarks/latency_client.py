@@ -139,22 +139,23 @@ class ServerClient:
         return elapsed
 
     def _post(self, content: bytes) -> tuple[float, int, bytes]:
-        for attempt in (1, 2):
-            reused = self._conn is not None
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection(*self._address, timeout=120.0)
-            started = time.perf_counter()
-            try:
-                self._conn.request("POST", "/graphql", body=content, headers=JSON_HEADERS)
-                response = self._conn.getresponse()
-                raw = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self._reset()
-                if reused and attempt == 1:
-                    continue  # the server let the idle connection go
+        reused = self._conn is not None
+        try:
+            return self._timed_post(content)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            self._reset()
+            if not reused:
                 raise
-            return (time.perf_counter() - started) * 1000, response.status, raw
-        raise AssertionError("unreachable")
+        return self._timed_post(content)  # the server let the idle connection go
+
+    def _timed_post(self, content: bytes) -> tuple[float, int, bytes]:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(*self._address, timeout=120.0)
+        started = time.perf_counter()
+        self._conn.request("POST", "/graphql", body=content, headers=JSON_HEADERS)
+        response = self._conn.getresponse()
+        raw = response.read()
+        return (time.perf_counter() - started) * 1000, response.status, raw
 
     def _reset(self) -> None:
         if self._conn is not None:
