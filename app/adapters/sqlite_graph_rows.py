@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
-from app.adapters.search_words import query_words
 from app.adapters.sqlite_support import decode_json
 from app.adapters.stored_text import decode_optional_time, decode_time
 from app.domain.models import Chunk, Document, Entity, Evidence, Relation
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 query matching any of the words of ``text`` (``search_words``), each
-    quoted as a string so no operator, column filter or prefix syntax survives; ``None``
-    if there are none."""
-    terms = query_words(text)
-    return " OR ".join(f'"{word}"' for word in terms) if terms else None
+def fts_any(words: Iterable[str]) -> str:
+    """An FTS5 query matching any of ``words`` (folded words, as ``query_words`` gives)."""
+    return " OR ".join(map(fts_string, words))
+
+
+def fts_string(word: str) -> str:
+    """A folded word as an FTS5 string: quoted, so no operator, column filter or prefix
+    syntax survives (a folded word holds only letters and digits)."""
+    return f'"{word}"'
 
 
 def document_row(row: sqlite3.Row) -> Document:

@@ -210,9 +210,10 @@ RELATIONS_AMONG = f"""
 
 # --- search and counts ---------------------------------------------------------------
 
-# The seqs a split keyword search cuts into ranges. Two subqueries: SQLite answers a
-# lone min() or max() with one seek in the index, but scans the whole table for both in
-# one SELECT.
+# The seqs a keyword search covers: a split search cuts them into ranges, and a search
+# over more of them than its candidate budget scores only candidates. Two subqueries:
+# SQLite answers a lone min() or max() with one seek in the index, but scans the whole
+# table for both in one SELECT.
 CHUNK_SEQ_RANGE = "SELECT (SELECT min(seq) FROM chunks) AS lo, (SELECT max(seq) FROM chunks) AS hi"
 
 # bm25() is lower-is-better and negative; its negation is a positive score. Ties go to
@@ -234,6 +235,36 @@ KEYWORD_SEARCH = """
     ) AS best
     JOIN chunks AS c ON c.seq = best.seq
     ORDER BY best.score DESC, best.seq
+"""
+
+# The same, among the candidates (``keyword_candidates``): the chunks that :candidates
+# matches. ``+rowid`` keeps the IN away from FTS5's index, which would run the MATCH
+# once per candidate; the candidates are listed once, and bm25 runs only for the rows
+# that pass both.
+KEYWORD_SEARCH_AMONG = """
+    SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score,
+           best.seq AS seq
+    FROM (
+        SELECT rowid AS seq, -bm25(chunks_fts) AS score
+        FROM chunks_fts
+        WHERE chunks_fts MATCH :match AND rowid BETWEEN :lo AND :hi
+          AND +rowid IN (
+            SELECT rowid FROM chunks_fts
+            WHERE chunks_fts MATCH :candidates AND rowid BETWEEN :lo AND :hi
+          )
+        ORDER BY score DESC, seq
+        LIMIT :k
+    ) AS best
+    JOIN chunks AS c ON c.seq = best.seq
+    ORDER BY best.score DESC, best.seq
+"""
+
+# How many chunks hold each of :terms (a JSON array of quoted FTS5 strings): a count
+# of its MATCH, which walks the index without scoring (about 45 ns a chunk).
+KEYWORD_TERM_CHUNKS = """
+    SELECT term.value AS term,
+           (SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH term.value) AS chunks
+    FROM json_each(:terms) AS term
 """
 
 KEYWORD_SEARCH_FILTERED = """

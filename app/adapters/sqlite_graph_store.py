@@ -14,7 +14,11 @@ least ``KEYWORD_PART_ROWS`` chunks), run side by side and merged: FTS5 computes 
 every chunk that holds any of the words, which is most of a search's time when common
 words match thousands of chunks, and a range's scores are the whole table's (bm25's
 idf and average length are table-wide), so the best k of the parts' best k are exactly
-the whole search's. A busy store (readers in flight) searches in one piece.
+the whole search's. A busy store (readers in flight) searches in one piece. Over a
+store of more chunks than ``keyword_postings``, a search first counts the chunks of
+each word and scores only the candidates ``keyword_candidates`` picks (the same scores,
+fewer chunks scored), in one statement; it searches again unpruned (and split) when
+they are fewer than k.
 
 Point reads (the graph version, and records by id, up to ``INLINE_MAX_KEYS`` ids) run
 on the event loop's own thread, through one more query-only connection: an index lookup
@@ -49,13 +53,16 @@ import aiosqlite
 from app.adapters import graph_walks
 from app.adapters import sqlite_graph_sql as sql
 from app.adapters.bundle_validation import validate_bundle
+from app.adapters.keyword_candidates import KEYWORD_CANDIDATE_POSTINGS, candidate_words
 from app.adapters.search_checks import entity_search_terms, matches_nothing
+from app.adapters.search_words import query_words
 from app.adapters.sqlite_graph_rows import (
     chunk_row,
     document_row,
     entity_row,
     evidence_row,
-    fts_query,
+    fts_any,
+    fts_string,
     relation_row,
 )
 from app.adapters.sqlite_schema import GRAPH_APPLICATION_ID, GRAPH_MIGRATIONS
@@ -121,6 +128,7 @@ class SqliteGraphStore:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         readers: int = DEFAULT_READERS,
         keyword_part_rows: int = KEYWORD_PART_ROWS,
+        keyword_postings: int = KEYWORD_CANDIDATE_POSTINGS,
     ) -> None:
         if readers < 1:
             raise ConfigurationError(f"the graph store needs at least one reader, got {readers}")
@@ -128,8 +136,11 @@ class SqliteGraphStore:
             raise ConfigurationError(
                 f"keyword_part_rows must be at least 1, got {keyword_part_rows}"
             )
+        if keyword_postings < 1:
+            raise ConfigurationError(f"keyword_postings must be at least 1, got {keyword_postings}")
         self.path = path
         self._keyword_part_rows = keyword_part_rows
+        self._keyword_postings = keyword_postings
         self._busy_timeout_ms = busy_timeout_ms
         self._reader_count = readers
         self._writer: aiosqlite.Connection | None = None
@@ -442,22 +453,58 @@ class SqliteGraphStore:
     # --- search and counts ------------------------------------------------------------
 
     async def keyword_search(self, query: str, k: int, filter: ChunkFilter) -> list[ChunkHit]:
-        match = fts_query(query)
-        if matches_nothing(k, filter) or match is None:
+        words = query_words(query)
+        if matches_nothing(k, filter) or not words:
             return []
-        params: dict[str, Any] = {"match": match, "k": k}
+        params: dict[str, Any] = {"match": fts_any(words), "k": k}
         if filter.document_ids is None and filter.entity_types is None:
-            query = sql.KEYWORD_SEARCH
+            statement = sql.KEYWORD_SEARCH
         else:
-            query = sql.KEYWORD_SEARCH_FILTERED
+            statement = sql.KEYWORD_SEARCH_FILTERED
             params["documents"] = (
                 None if filter.document_ids is None else id_list(filter.document_ids)
             )
             params["types"] = None if filter.entity_types is None else id_list(filter.entity_types)
+        (bounds,) = await self._point(sql.CHUNK_SEQ_RANGE, {}, "searching chunk text")
+        if bounds["lo"] is None:
+            return []
+        lo, hi = int(bounds["lo"]), int(bounds["hi"])
+        if statement is sql.KEYWORD_SEARCH and hi - lo + 1 > self._keyword_postings:
+            candidates = await self._keyword_candidates(words)
+            if candidates is not None:
+                among = {**params, "candidates": fts_any(candidates)}
+                # One statement: split, each part would count the words' chunks again
+                # for bm25's statistics, which is most of what is left to do.
+                hits = await self._keyword_parts(sql.KEYWORD_SEARCH_AMONG, among, k, None)
+                if len(hits) == k:
+                    return hits
+        return await self._keyword_parts(statement, params, k, (lo, hi))
+
+    async def _keyword_candidates(self, words: Sequence[str]) -> list[str] | None:
+        """The words whose chunks a search scores (``keyword_candidates``), or ``None``
+        for all of them."""
+        terms = {fts_string(w): w for w in words}
+        rows = await self._fetch(
+            sql.KEYWORD_TERM_CHUNKS, {"terms": id_list(terms)}, "searching chunk text"
+        )
+        counts = ((terms[r["term"]], int(r["chunks"])) for r in rows)
+        return candidate_words(counts, self._keyword_postings)
+
+    async def _keyword_parts(
+        self,
+        statement: str,
+        params: Mapping[str, Any],
+        k: int,
+        seqs: tuple[int, int] | None,
+    ) -> list[ChunkHit]:
+        """``statement`` over every chunk, split into ranges of ``seqs`` (the lowest and
+        highest seq) run side by side (``_keyword_ranges``) unless that is ``None``,
+        merged into the best ``k``."""
+        ranges = [(_MIN_ROWID, _MAX_ROWID)] if seqs is None else self._keyword_ranges(*seqs)
         parts = await asyncio.gather(
             *(
-                self._fetch(query, {**params, "lo": lo, "hi": hi}, "searching chunk text")
-                for lo, hi in await self._keyword_ranges()
+                self._fetch(statement, {**params, "lo": a, "hi": b}, "searching chunk text")
+                for a, b in ranges
             )
         )
         ranked = sorted(itertools.chain(*parts), key=lambda r: (-r["score"], r["seq"]))
@@ -473,27 +520,22 @@ class SqliteGraphStore:
             )
         return list(hits.values())
 
-    async def _keyword_ranges(self) -> list[tuple[int, int]]:
-        """The chunk seq ranges a keyword search runs as (see the module docstring): one
-        per idle reader, each of at least ``keyword_part_rows`` seqs; one covering every
-        seq when the store is busy or small."""
-        idle = self._in_flight.count(0)
-        if idle > 1:
-            (row,) = await self._point(sql.CHUNK_SEQ_RANGE, {}, "searching chunk text")
-            if row["lo"] is not None:
-                lo, hi = int(row["lo"]), int(row["hi"])
-                n = min(idle, (hi - lo + 1) // self._keyword_part_rows)
-                if n > 1:
-                    cuts = [lo + (hi - lo + 1) * i // n for i in range(n + 1)]
-                    return [(cuts[i], cuts[i + 1] - 1) for i in range(n)]
-        return [(_MIN_ROWID, _MAX_ROWID)]
+    def _keyword_ranges(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The seq ranges a keyword search runs as (see the module docstring): one per
+        idle reader, each of at least ``keyword_part_rows`` seqs; one covering every seq
+        when the store is busy or small."""
+        n = min(self._in_flight.count(0), (hi - lo + 1) // self._keyword_part_rows)
+        if n < 2:
+            return [(_MIN_ROWID, _MAX_ROWID)]
+        cuts = [lo + (hi - lo + 1) * i // n for i in range(n + 1)]
+        return [(cuts[i], cuts[i + 1] - 1) for i in range(n)]
 
     async def search_entities(self, words: Sequence[str], k: int) -> list[Entity]:
         terms = entity_search_terms(words, k)
         if not terms:
             return []
         # Quoted, each word is a string to FTS5: no operator, column or prefix syntax.
-        params = {"terms": id_list(f'"{word}"' for word in terms), "k": k}
+        params = {"terms": id_list(map(fts_string, terms)), "k": k}
         rows = await self._fetch(sql.SEARCH_ENTITIES, params, "searching entity names")
         return [entity_row(r) for r in rows]
 

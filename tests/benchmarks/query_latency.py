@@ -106,6 +106,10 @@ class Raw:
     keyword_search: Stats
     hydrate: Stats  # chunks and documents of the hits, as the search resolver loads them
     recall: float = 1.0  # of the vector searches' top k, against exact search on the store
+    # Keyword searches whose top k (chunks and order) is the unpruned search's, and the
+    # mean share of the unpruned top k they hold (``app.adapters.keyword_candidates``).
+    keyword_same: float = 1.0
+    keyword_overlap: float = 1.0
 
 
 async def measure_raw(
@@ -120,6 +124,7 @@ async def measure_raw(
         n: [] for n in ("embed", "search", "both", "keyword", "hydrate")
     }
     found: list[tuple[list[float], list[str]]] = []
+    keyword_found: list[tuple[str, list[str]]] = []
     try:
         for measured, texts in ((False, warmup), (True, queries)):
             for q in texts:
@@ -128,13 +133,14 @@ async def measure_raw(
                 t1 = time.perf_counter()
                 hits = await vectors.search(vector, k, none)
                 t2 = time.perf_counter()
-                await graph.keyword_search(q, k, none)
+                by_words = await graph.keyword_search(q, k, none)
                 t3 = time.perf_counter()
                 await graph.get_chunks([h.chunk_id for h in hits])
                 await graph.get_documents(list(dict.fromkeys(h.document_id for h in hits)))
                 t4 = time.perf_counter()
                 if measured:
                     found.append((vector, [h.chunk_id for h in hits]))
+                    keyword_found.append((q, [h.chunk_id for h in by_words]))
                     for name, ms in (
                         ("embed", t1 - t0),
                         ("search", t2 - t1),
@@ -146,6 +152,7 @@ async def measure_raw(
     finally:
         await graph.close()
         await vectors.close()
+    same, overlap = await keyword_agreement(graph.path, keyword_found, k)
     return Raw(
         embed=stats(times["embed"]),
         vector_search=stats(times["search"]),
@@ -153,7 +160,28 @@ async def measure_raw(
         keyword_search=stats(times["keyword"]),
         hydrate=stats(times["hydrate"]),
         recall=vector_recall(vectors.path, found, k),
+        keyword_same=same,
+        keyword_overlap=overlap,
     )
+
+
+async def keyword_agreement(
+    path: Path, found: Sequence[tuple[str, list[str]]], k: int
+) -> tuple[float, float]:
+    """How the (pruned) keyword searches compare with the same searches scoring every
+    chunk that holds a word: the share with the same top ``k`` in the same order, and
+    the mean share of the unpruned top ``k`` they found."""
+    unpruned = SqliteGraphStore(path, keyword_postings=2**62)
+    await unpruned.start()
+    try:
+        same, shares = 0, []
+        for q, hits in found:
+            expected = [h.chunk_id for h in await unpruned.keyword_search(q, k, ChunkFilter())]
+            same += hits == expected
+            shares.append(len(set(expected) & set(hits)) / max(len(expected), 1))
+    finally:
+        await unpruned.close()
+    return same / max(len(found), 1), statistics.fmean(shares) if shares else 1.0
 
 
 def vector_recall(path: Path, found: Sequence[tuple[list[float], list[str]]], k: int) -> float:
@@ -354,8 +382,8 @@ def report(
         "",
         "### In this process: one query embedding and one vector search (ms)",
         "",
-        "| chunks | embedding p50 / p99 | vector search p50 / p99 | both, per query p50 / p99 | keyword search p50 / p99 | read chunks + documents p50 / p99 | vector recall@k vs exact |",
-        "|---|---|---|---|---|---|---|",
+        "| chunks | embedding p50 / p99 | vector search p50 / p99 | both, per query p50 / p99 | keyword search p50 / p99 | read chunks + documents p50 / p99 | vector recall@k vs exact | keyword top k as unpruned: same / overlap |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cells = [
@@ -368,7 +396,7 @@ def report(
         lines.append(
             f"| {r.size:,} | "
             + " | ".join(f"{s.p50:.2f} / {s.p99:.2f}" for s in cells)
-            + f" | {r.raw.recall:.3f} |"
+            + f" | {r.raw.recall:.3f} | {r.raw.keyword_same:.3f} / {r.raw.keyword_overlap:.3f} |"
         )
     lines += [
         "",

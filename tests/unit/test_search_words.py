@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.adapters.search_words import MAX_QUERY_TERMS, fold, index_text, query_words, words
-from app.adapters.sqlite_graph_rows import fts_query
+from app.adapters.sqlite_graph_rows import fts_any
 
 
 def test_words_split_at_everything_but_letters_and_digits() -> None:
@@ -30,10 +30,10 @@ def test_query_words_are_distinct_in_order_and_bounded() -> None:
     assert query_words("?? -- ::") == []
 
 
-def test_fts_query_quotes_every_word_so_no_operator_survives() -> None:
-    assert fts_query('AND OR NOT NEAR "x" col:y*') == '"near" OR "x" OR "col" OR "y"'
-    assert fts_query("AND OR NOT") == '"and" OR "or" OR "not"'  # nothing else: kept
-    assert fts_query("¿?") is None
+def test_fts_any_quotes_every_word_so_no_operator_survives() -> None:
+    assert fts_any(query_words('AND OR NOT NEAR "x" col:y*')) == '"near" OR "x" OR "col" OR "y"'
+    assert fts_any(query_words("AND OR NOT")) == '"and" OR "or" OR "not"'  # nothing else: kept
+    assert query_words("¿?") == []
 
 
 def test_function_words_are_left_out_unless_nothing_else_is_asked() -> None:
