@@ -116,7 +116,8 @@ async def measure(
     for b in budgets:
         same = sum(t[:10] == e[:10] for t, e in zip(tops[b], exact, strict=True))
         overlap = statistics.fmean(
-            len(set(t) & set(e)) / max(len(e), 1) for t, e in zip(tops[b], exact, strict=True)
+            len(set(t) & set(e)) / len(e) if e else float(not t)
+            for t, e in zip(tops[b], exact, strict=True)
         )
         out[b] = BudgetResult(
             k10=stats(times[(b, 10)]),

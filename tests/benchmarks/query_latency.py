@@ -178,7 +178,9 @@ async def keyword_agreement(
         for q, hits in found:
             expected = [h.chunk_id for h in await unpruned.keyword_search(q, k, ChunkFilter())]
             same += hits == expected
-            shares.append(len(set(expected) & set(hits)) / max(len(expected), 1))
+            shares.append(
+                len(set(expected) & set(hits)) / len(expected) if expected else float(not hits)
+            )
     finally:
         await unpruned.close()
     return same / max(len(found), 1), statistics.fmean(shares) if shares else 1.0
