@@ -223,41 +223,32 @@ CHUNK_SEQ_RANGE = "SELECT (SELECT min(seq) FROM chunks) AS lo, (SELECT max(seq) 
 # Both forms read the chunks whose seq is in [:lo, :hi] (all of them, or one part of a
 # split search: FTS5 walks only that range of its index, and bm25's statistics stay the
 # whole table's, so a part's scores are the same as the whole search's).
-KEYWORD_SEARCH = """
+_KEYWORD_SEARCH = """
     SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score,
            best.seq AS seq
     FROM (
         SELECT rowid AS seq, -bm25(chunks_fts) AS score
         FROM chunks_fts
-        WHERE chunks_fts MATCH :match AND rowid BETWEEN :lo AND :hi
+        WHERE chunks_fts MATCH :match AND rowid BETWEEN :lo AND :hi {among}
         ORDER BY score DESC, seq
         LIMIT :k
     ) AS best
     JOIN chunks AS c ON c.seq = best.seq
     ORDER BY best.score DESC, best.seq
 """
+KEYWORD_SEARCH = _KEYWORD_SEARCH.format(among="")
 
 # The same, among the candidates (``keyword_candidates``): the chunks that :candidates
 # matches. ``+rowid`` keeps the IN away from FTS5's index, which would run the MATCH
 # once per candidate; the candidates are listed once, and bm25 runs only for the rows
 # that pass both.
-KEYWORD_SEARCH_AMONG = """
-    SELECT c.id AS chunk_id, c.document_id AS document_id, best.score AS score,
-           best.seq AS seq
-    FROM (
-        SELECT rowid AS seq, -bm25(chunks_fts) AS score
-        FROM chunks_fts
-        WHERE chunks_fts MATCH :match AND rowid BETWEEN :lo AND :hi
+KEYWORD_SEARCH_AMONG = _KEYWORD_SEARCH.format(
+    among="""
           AND +rowid IN (
             SELECT rowid FROM chunks_fts
             WHERE chunks_fts MATCH :candidates AND rowid BETWEEN :lo AND :hi
-          )
-        ORDER BY score DESC, seq
-        LIMIT :k
-    ) AS best
-    JOIN chunks AS c ON c.seq = best.seq
-    ORDER BY best.score DESC, best.seq
-"""
+          )"""
+)
 
 # How many chunks hold each of :terms (a JSON array of quoted FTS5 strings): a count
 # of its MATCH, which walks the index without scoring (about 45 ns a chunk).

@@ -43,6 +43,8 @@ import numpy as np
 
 from app.adapters.qdrant_edge_vector_store import QdrantEdgeVectorStore
 from app.adapters.sqlite_graph_store import SqliteGraphStore
+from app.config import load_settings
+from app.container import make_embedder, make_extractor
 from app.domain.ids import chunk_id, document_id
 from app.domain.models import Chunk, Document, DocumentBundle, VectorPoint
 from app.pipeline.normalise import normalise, normalise_title
@@ -412,3 +414,12 @@ def _remove(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path)
+
+
+def ready_store(size: int, progress: Callable[[str], None]) -> StoreInfo:
+    """The store of ``size`` chunks with the settings' embedder and extractor, prepared
+    and written if the cache lacks it: what a benchmark of one store starts from."""
+    settings = load_settings()
+    embedder = make_embedder(settings)
+    corpus = prepare(size, embedder, make_extractor(settings), progress)
+    return store(corpus, size, embedder.dimension, progress)

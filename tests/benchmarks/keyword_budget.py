@@ -30,8 +30,6 @@ from pathlib import Path
 
 from app.adapters.keyword_candidates import KEYWORD_CANDIDATE_POSTINGS
 from app.adapters.sqlite_graph_store import SqliteGraphStore
-from app.config import load_settings
-from app.container import make_embedder, make_extractor
 from app.domain.ids import document_id
 from app.domain.models import ChunkFilter
 from app.pipeline.normalise import normalise, normalise_title
@@ -173,10 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = load_settings()
-    embedder = make_embedder(settings)
-    corpus = chunk_stores.prepare(args.size, embedder, make_extractor(settings), print)
-    info = chunk_stores.store(corpus, args.size, embedder.dimension, print)
+    info = chunk_stores.ready_store(args.size, print)
     loads = load_average()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     budgets = [*args.budgets, UNPRUNED]

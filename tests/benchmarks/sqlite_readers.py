@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.adapters.sqlite_graph_store import SqliteGraphStore
-from app.config import load_settings
-from app.container import make_embedder, make_extractor
 from app.domain.models import ChunkFilter
 from tests.benchmarks import chunk_stores
 from tests.benchmarks.common import write_section
@@ -143,10 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = load_settings()
-    embedder = make_embedder(settings)
-    corpus = chunk_stores.prepare(args.size, embedder, make_extractor(settings), print)
-    info = chunk_stores.store(corpus, args.size, embedder.dimension, print)
+    info = chunk_stores.ready_store(args.size, print)
     queries = questions(args.queries)
     loads = (load_average(), "")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
