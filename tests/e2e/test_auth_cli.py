@@ -53,11 +53,20 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def accepts(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def serving(
     data_dir: Path, host: str, env: dict[str, str], timeout: float = 120
 ) -> Iterator[tuple[str, Path]]:
-    """``kg serve`` until its lifespan has started (models may still be loading)."""
+    """``kg serve`` once its lifespan has started and it accepts connections (models may
+    still be loading). uvicorn runs the lifespan before it binds the port, so the log
+    line alone does not mean a request would connect."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = data_dir / "serve.log"
@@ -75,6 +84,10 @@ def serving(
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
+        while not accepts(f"http://127.0.0.1:{port}/healthz"):
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/graphql", log_path
     finally:
         stop(process)
