@@ -15,10 +15,10 @@ every chunk that holds any of the words, which is most of a search's time when c
 words match thousands of chunks, and a range's scores are the whole table's (bm25's
 idf and average length are table-wide), so the best k of the parts' best k are exactly
 the whole search's. A busy store (readers in flight) searches in one piece. Over a
-store of more chunks than ``keyword_postings``, a search first counts the chunks of
-each word and scores only the candidates ``keyword_candidates`` picks (the same scores,
-fewer chunks scored), in one statement; it searches again unpruned (and split) when
-they are fewer than k.
+store of more chunks than ``keyword_postings`` (``None``: never), a search first counts
+the chunks of each word and scores only the candidates ``keyword_candidates`` picks
+(the same scores, fewer chunks scored), in one statement; it searches again unpruned
+(and split) when they are fewer than k.
 
 Point reads (the graph version, and records by id, up to ``INLINE_MAX_KEYS`` ids) run
 on the event loop's own thread, through one more query-only connection: an index lookup
@@ -128,7 +128,7 @@ class SqliteGraphStore:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         readers: int = DEFAULT_READERS,
         keyword_part_rows: int = KEYWORD_PART_ROWS,
-        keyword_postings: int = KEYWORD_CANDIDATE_POSTINGS,
+        keyword_postings: int | None = KEYWORD_CANDIDATE_POSTINGS,
     ) -> None:
         if readers < 1:
             raise ConfigurationError(f"the graph store needs at least one reader, got {readers}")
@@ -136,7 +136,7 @@ class SqliteGraphStore:
             raise ConfigurationError(
                 f"keyword_part_rows must be at least 1, got {keyword_part_rows}"
             )
-        if keyword_postings < 1:
+        if keyword_postings is not None and keyword_postings < 1:
             raise ConfigurationError(f"keyword_postings must be at least 1, got {keyword_postings}")
         self.path = path
         self._keyword_part_rows = keyword_part_rows
@@ -469,8 +469,9 @@ class SqliteGraphStore:
         if bounds["lo"] is None:
             return []
         lo, hi = int(bounds["lo"]), int(bounds["hi"])
-        if statement is sql.KEYWORD_SEARCH and hi - lo + 1 > self._keyword_postings:
-            candidates = await self._keyword_candidates(words)
+        budget = self._keyword_postings
+        if statement is sql.KEYWORD_SEARCH and budget is not None and hi - lo + 1 > budget:
+            candidates = await self._keyword_candidates(words, budget)
             if candidates is not None:
                 among = {**params, "candidates": fts_any(candidates)}
                 # One statement: split, each part would count the words' chunks again
@@ -480,7 +481,7 @@ class SqliteGraphStore:
                     return hits
         return await self._keyword_parts(statement, params, k, (lo, hi))
 
-    async def _keyword_candidates(self, words: Sequence[str]) -> list[str] | None:
+    async def _keyword_candidates(self, words: Sequence[str], budget: int) -> list[str] | None:
         """The words whose chunks a search scores (``keyword_candidates``), or ``None``
         for all of them."""
         terms = {fts_string(w): w for w in words}
@@ -488,7 +489,7 @@ class SqliteGraphStore:
             sql.KEYWORD_TERM_CHUNKS, {"terms": id_list(terms)}, "searching chunk text"
         )
         counts = ((terms[r["term"]], int(r["chunks"])) for r in rows)
-        return candidate_words(counts, self._keyword_postings)
+        return candidate_words(counts, budget)
 
     async def _keyword_parts(
         self,
