@@ -29,6 +29,20 @@ def corpus(limit: int) -> list[dict[str, Any]]:
     return rows[:limit]
 
 
+def top_k_agreement(pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[float, float]:
+    """For (found, expected) top-k lists of ids: the share of pairs that are the same
+    list (same ids, same order), and the mean share of each expected list found (a pair
+    where nothing is expected agrees when nothing was found)."""
+    if not pairs:
+        return 1.0, 1.0
+    same = sum(list(found) == list(expected) for found, expected in pairs) / len(pairs)
+    shares = [
+        len(set(found) & set(expected)) / len(expected) if expected else float(not found)
+        for found, expected in pairs
+    ]
+    return same, sum(shares) / len(shares)
+
+
 def write_section(heading: str, body: str, results: Path = RESULTS) -> None:
     """Replace (or append) the ``## heading`` section of RESULTS.md, leaving the rest."""
     text = results.read_text(encoding="utf-8") if results.exists() else "# Benchmark results\n"

@@ -34,11 +34,10 @@ from app.domain.ids import document_id
 from app.domain.models import ChunkFilter
 from app.pipeline.normalise import normalise, normalise_title
 from tests.benchmarks import chunk_stores
-from tests.benchmarks.common import SHARED, read_jsonl, write_section
+from tests.benchmarks.common import top_k_agreement, write_section
 from tests.benchmarks.latency_client import Stats, stats
 from tests.benchmarks.query_latency import load_average, questions, revision
-
-UNPRUNED = 2**62
+from tests.eval.qa import DATASETS, load_dataset
 
 
 @dataclass
@@ -54,25 +53,27 @@ DEPTHS = (5, 10, 50)
 
 
 def supported_questions(present: set[str]) -> dict[str, list[tuple[str, set[str]]]]:
-    """Per QA set, (question, supporting document ids) for the questions whose
-    supporting paragraphs are all in the store."""
+    """Per QA set (``tests.eval.qa``), (question, supporting document ids) for the
+    questions whose supporting paragraphs are all in the store."""
     out: dict[str, list[tuple[str, set[str]]]] = {}
-    for name in ("singlehop_dev", "multihop_dev"):
-        folder = SHARED / "qa" / name
+    for key in DATASETS:
+        data = load_dataset(key, None)
         ids = {
-            r["id"]: document_id(normalise_title(r["title"]), normalise(r["text"]))
-            for r in read_jsonl(folder / "docs.jsonl")
+            p["id"]: document_id(normalise_title(p["title"]), normalise(p["text"]))
+            for p in data.paragraphs
         }
-        for r in read_jsonl(folder / "questions.jsonl"):
-            support = {ids[d] for d in r["supporting_doc_ids"]}
+        for q in data.questions:
+            support = {ids[d] for d in q.supporting}
             if support <= present:
-                out.setdefault(name, []).append((r["question"], support))
+                out.setdefault(key, []).append((q.question, support))
     return out
 
 
 async def measure(
-    path: Path, budgets: Sequence[int], queries: Sequence[str]
-) -> tuple[dict[int, BudgetResult], int]:
+    path: Path, budgets: Sequence[int | None], queries: Sequence[str]
+) -> tuple[dict[int | None, BudgetResult], int]:
+    """Each budget's result (``None``: unpruned, the last one), and how many questions
+    the quality columns cover."""
     stores = {b: SqliteGraphStore(path, keyword_postings=b) for b in budgets}
     for store in stores.values():
         await store.start()
@@ -84,8 +85,8 @@ async def measure(
         for q in queries[:30]:  # warm the page caches
             for store in stores.values():
                 await store.keyword_search(q, 50, none)
-        times: dict[tuple[int, int], list[float]] = {}
-        tops: dict[int, list[list[str]]] = {b: [] for b in budgets}
+        times: dict[tuple[int | None, int], list[float]] = {}
+        tops: dict[tuple[int | None, int], list[list[str]]] = {}
         for i, q in enumerate(queries):
             order = list(budgets[i % len(budgets) :]) + list(budgets[: i % len(budgets)])
             for b in order:
@@ -93,9 +94,8 @@ async def measure(
                     started = time.perf_counter()
                     hits = await stores[b].keyword_search(q, k, none)
                     times.setdefault((b, k), []).append((time.perf_counter() - started) * 1000)
-                    if k == 50:
-                        tops[b].append([h.chunk_id for h in hits])
-        recall: dict[tuple[int, str, int], float] = {}
+                    tops.setdefault((b, k), []).append([h.chunk_id for h in hits])
+        recall: dict[tuple[int | None, str, int], float] = {}
         for b, store in stores.items():
             for name, items in supported.items():
                 shares: dict[int, list[float]] = {d: [] for d in DEPTHS}
@@ -109,18 +109,14 @@ async def measure(
     finally:
         for store in stores.values():
             await store.close()
-    exact = tops[UNPRUNED]
-    out: dict[int, BudgetResult] = {}
+    out: dict[int | None, BudgetResult] = {}
     for b in budgets:
-        same = sum(t[:10] == e[:10] for t, e in zip(tops[b], exact, strict=True))
-        overlap = statistics.fmean(
-            len(set(t) & set(e)) / len(e) if e else float(not t)
-            for t, e in zip(tops[b], exact, strict=True)
-        )
+        same, _ = top_k_agreement(list(zip(tops[(b, 10)], tops[(None, 10)], strict=True)))
+        _, overlap = top_k_agreement(list(zip(tops[(b, 50)], tops[(None, 50)], strict=True)))
         out[b] = BudgetResult(
             k10=stats(times[(b, 10)]),
             k50=stats(times[(b, 50)]),
-            same=same / len(queries),
+            same=same,
             overlap=overlap,
             recall={(n, d): v for (c, n, d), v in recall.items() if c == b},
         )
@@ -128,13 +124,13 @@ async def measure(
 
 
 def report(
-    results: dict[int, BudgetResult],
+    results: dict[int | None, BudgetResult],
     supported: int,
     args: argparse.Namespace,
     loads: tuple[str, str],
     when: str,
 ) -> str:
-    names = ("singlehop_dev", "multihop_dev")
+    names = ("singlehop", "multihop")
     lines = [
         f"Measured {when} ({revision()}) on 2 cores shared with other work (load average "
         f"{loads[0]} at the start, {loads[1]} at the end). {args.queries} real questions' "
@@ -147,13 +143,13 @@ def report(
         "",
         "| budget (postings) | k=10 p50 / p99 ms | k=50 p50 / p99 ms | same top 10 as unpruned | "
         "unpruned top 50 found | "
-        + " | ".join(f"{n.split('_')[0]} support@{d}" for n in names for d in DEPTHS)
+        + " | ".join(f"{n} support@{d}" for n in names for d in DEPTHS)
         + " |",
         "|---" * (5 + len(names) * len(DEPTHS)) + "|",
     ]
     for b, r in results.items():
         k10, k50, recall = r.k10, r.k50, r.recall
-        label = "unpruned" if b == UNPRUNED else f"{b:,}"
+        label = "unpruned" if b is None else f"{b:,}"
         lines.append(
             f"| {label} | {k10.p50:.2f} / {k10.p99:.2f} | {k50.p50:.2f} / {k50.p99:.2f} | "
             f"{r.same:.3f} | {r.overlap:.3f} | "
@@ -174,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     info = chunk_stores.ready_store(args.size, print)
     loads = load_average()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    budgets = [*args.budgets, UNPRUNED]
+    budgets: list[int | None] = [*args.budgets, None]
     results, supported = asyncio.run(
         measure(info.path / "graph.sqlite3", budgets, questions(args.queries))
     )

@@ -50,7 +50,7 @@ from app.container import make_embedder, make_extractor
 from app.domain.models import ChunkFilter
 from app.ports.models import Embedder
 from tests.benchmarks import chunk_stores
-from tests.benchmarks.common import REPO, SHARED, read_jsonl, write_section
+from tests.benchmarks.common import REPO, SHARED, read_jsonl, top_k_agreement, write_section
 from tests.benchmarks.latency_client import (
     ASK_MODES,
     HTTPX_FLOOR,
@@ -169,21 +169,17 @@ async def keyword_agreement(
     path: Path, found: Sequence[tuple[str, list[str]]], k: int
 ) -> tuple[float, float]:
     """How the (pruned) keyword searches compare with the same searches scoring every
-    chunk that holds a word: the share with the same top ``k`` in the same order, and
-    the mean share of the unpruned top ``k`` they found."""
-    unpruned = SqliteGraphStore(path, keyword_postings=2**62)
+    chunk that holds a word (``top_k_agreement``)."""
+    unpruned = SqliteGraphStore(path, keyword_postings=None)
     await unpruned.start()
     try:
-        same, shares = 0, []
-        for q, hits in found:
-            expected = [h.chunk_id for h in await unpruned.keyword_search(q, k, ChunkFilter())]
-            same += hits == expected
-            shares.append(
-                len(set(expected) & set(hits)) / len(expected) if expected else float(not hits)
-            )
+        pairs = [
+            (hits, [h.chunk_id for h in await unpruned.keyword_search(q, k, ChunkFilter())])
+            for q, hits in found
+        ]
     finally:
         await unpruned.close()
-    return same / max(len(found), 1), statistics.fmean(shares) if shares else 1.0
+    return top_k_agreement(pairs)
 
 
 def vector_recall(path: Path, found: Sequence[tuple[list[float], list[str]]], k: int) -> float:
