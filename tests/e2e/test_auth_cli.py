@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.live_server import REPO, LiveServer, free_port, kg_env, stop
+from tests.support.live_server import REPO, LiveServer, free_port, kg_env, stop, wait_for
 
 AUTH_OFF = {  # whatever the outer environment holds, these runs start unconfigured
     "KG_AUTH_JWT_SECRET": "",
@@ -53,20 +53,13 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def accepts(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @contextmanager
 def serving(
     data_dir: Path, host: str, env: dict[str, str], timeout: float = 120
 ) -> Iterator[tuple[str, Path]]:
-    """``kg serve`` once its lifespan has started and it accepts connections (models may
-    still be loading). uvicorn runs the lifespan before it binds the port, so the log
-    line alone does not mean a request would connect."""
+    """``kg serve`` once it answers /healthz (models may still be loading). Not its
+    ``server.started`` log line: uvicorn runs the lifespan, which logs it, before it
+    binds the port, so a request right after the line could be refused."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = data_dir / "serve.log"
@@ -79,15 +72,12 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + timeout
-        while not any(line.get("event") == "server.started" for line in log_lines(log_path)):
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.2)
-        while not accepts(f"http://127.0.0.1:{port}/healthz"):
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.1)
+        wait_for(
+            f"http://127.0.0.1:{port}/healthz",
+            process,
+            lambda: log_path.read_text(errors="replace"),
+            timeout,
+        )
         yield f"http://127.0.0.1:{port}/graphql", log_path
     finally:
         stop(process)

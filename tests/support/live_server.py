@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +121,22 @@ def live_worker(
 
 
 def _wait_ready(server: LiveServer, timeout: float) -> None:
+    wait_for(f"{server.base}/readyz", server.process, server.log, timeout)
+
+
+def wait_for(
+    url: str, process: subprocess.Popen[bytes], log: Callable[[], str], timeout: float
+) -> None:
+    """Until ``url`` answers 200: a RuntimeError with the end of ``log()`` if the
+    process exits first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"kg serve exited early:\n{server.log()[-4000:]}")
+        if process.poll() is not None:
+            raise RuntimeError(f"kg serve exited early:\n{log()[-4000:]}")
         try:
-            if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"kg serve not ready after {timeout}s:\n{server.log()[-4000:]}")
+    raise RuntimeError(f"kg serve not ready after {timeout}s:\n{log()[-4000:]}")
